@@ -1,0 +1,18 @@
+//! Builds the fixture plugins the integration tests load (`tests/fixtures/`)
+//! for wasm32-wasip2, before any test needs them.
+
+#[path = "host/build_wasm.rs"]
+mod build_wasm;
+
+use std::path::PathBuf;
+
+fn main() {
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let fixtures = root.join("tests/fixtures");
+    build_wasm::rerun_if_changed(&[&fixtures, &root.join("sdk/src"), &root.join("wit")]);
+    let out = build_wasm::build(&fixtures.join("Cargo.toml"));
+    println!(
+        "cargo:rustc-env=HOMEWARD_FIXTURE_SANDBOX_PROBE={}",
+        out.join("sandbox_probe.wasm").display()
+    );
+}

@@ -1,0 +1,101 @@
+//! The `homeward` command line. Each subcommand lives in its own module; this
+//! one parses arguments, sets up logging and turns errors into exit codes.
+
+mod config_cmd;
+mod demo;
+mod plugin_cmd;
+mod plugin_set;
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Homeward: bring failed-over VMs home from the cloud.
+#[derive(Debug, Parser)]
+#[command(name = "homeward", version, about)]
+struct Cli {
+    /// The plugin-set file. Default: ./homeward.toml if it exists, else the
+    /// embedded defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `homeward=debug`.
+    #[arg(long, global = true, default_value = "warn", env = "HOMEWARD_LOG")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the plugin host on its embedded defaults and show what it does.
+    Demo,
+    /// Inspect and list plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCommand),
+    /// Check the plugin-set file.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+    /// Measure the host.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Compile, cache, instantiate and call the template plugin.
+    Plugins {
+        /// Scale the number of iterations (1 = the default run).
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+    },
+}
+
+/// Runs the `homeward` command with the process's arguments, printing to stdout.
+pub fn main() -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match run(std::env::args_os(), &mut stdout) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command line `args` (program name first), writing its report to
+/// `out`. Errors are returned, not printed, so callers (and tests) see them.
+pub fn run<I, T>(args: I, out: &mut dyn Write) -> anyhow::Result<ExitCode>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version are answers, not errors.
+            write!(out, "{e}")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(anyhow::anyhow!("{e}")),
+    };
+    init_logging(&cli.log);
+    match cli.command {
+        Command::Demo => demo::run(out),
+        Command::Plugin(cmd) => plugin_cmd::run(cmd, cli.config.as_deref(), out),
+        Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref(), out),
+        Command::Bench(BenchCommand::Plugins { scale }) => crate::bench::run_and_print(scale, out),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

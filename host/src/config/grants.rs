@@ -1,0 +1,32 @@
+//! Capability grants: what a plugin may reach outside its sandbox.
+//!
+//! Everything is denied by default ([`Grants::default`]); the operator opts in
+//! per plugin, so a plugin set file is also an audit record of exposure.
+
+use std::path::PathBuf;
+
+use super::hostport::HostPort;
+
+/// What one plugin is allowed to access. `Default` grants nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Hosts the plugin may open connections to, normalised and de-duplicated,
+    /// in file order.
+    pub network: Vec<HostPort>,
+    /// Host directories mapped into the plugin's filesystem view.
+    pub dirs: Vec<DirGrant>,
+    /// Whether the plugin may write to its disk cache / scratch area.
+    pub disk_write: bool,
+}
+
+/// A host directory exposed to the plugin at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// Host directory; relative paths in the file are resolved against the
+    /// configuration file's directory.
+    pub host: PathBuf,
+    /// Absolute path under which the plugin sees the directory, e.g. `/guests`.
+    pub guest: String,
+    /// Whether the plugin may modify the directory (default read-only).
+    pub write: bool,
+}

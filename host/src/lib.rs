@@ -1,0 +1,23 @@
+//! # Homeward host
+//!
+//! The native half of Homeward: it owns the plugin runtime (sandboxed WASM
+//! component plugins behind the WIT API in `wit/`), the operator's plugin-set
+//! configuration, the block devices the data path moves, and the guest file
+//! trees guest steps read. `ARCHITECTURE.md` at the repository root has the
+//! bird's-eye view and the invariants.
+//!
+//! - [`plugin`]: load, check, sandbox and call plugins.
+//! - [`config`]: the plugin-set file (`homeward.toml`) and its diagnostics.
+//! - [`disk`]: block devices.
+//! - [`guest_fs`]: guest root file trees, confined to their root.
+//! - [`embedded`]: the plugins built into the `homeward` binary.
+//! - [`bench`]: the plugin-runtime benchmark behind `homeward bench plugins`.
+//! - [`cli`]: the `homeward` command.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod disk;
+pub mod embedded;
+pub mod guest_fs;
+pub mod plugin;

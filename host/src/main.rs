@@ -1,0 +1,5 @@
+//! The `homeward` command.
+
+fn main() -> std::process::ExitCode {
+    homeward::cli::main()
+}

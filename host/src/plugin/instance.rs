@@ -1,0 +1,176 @@
+//! A plugin instance: one store, one sandbox, calls bounded by the plugin's limits.
+//!
+//! Instances are cheap (the pooling allocator and `InstancePre` make
+//! instantiation a few microseconds), so the host makes one per job or per
+//! task. A call that is stopped (deadline, memory cap, fuel, trap) retires its
+//! instance: the guest may have been left half-way through an update of its own
+//! state, so the next call must come from a fresh instance.
+
+use super::error::PluginError;
+use super::limits::explain;
+use super::loaded::PluginMeta;
+use super::state::PluginState;
+use super::wit::{KindInstance, KindPre};
+use crate::guest_fs::GuestTree;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::Store;
+
+pub use super::wit::v0_1::guest_step::exports::homeward::plugin::post_step::{
+    ChangeKind, FileChange, StepContext, StepPlan,
+};
+
+/// What the last call cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Fuel consumed, when the runtime meters fuel (deterministic across runs).
+    pub fuel_consumed: Option<u64>,
+    /// The instance's largest memory so far, in bytes.
+    pub peak_memory_bytes: u64,
+}
+
+/// A live instance of a plugin.
+pub struct PluginInstance {
+    store: Store<PluginState>,
+    meta: Arc<PluginMeta>,
+    bindings: Option<KindInstance>,
+    retired: bool,
+    fuel_metered: bool,
+    epoch_tick: Duration,
+    last_call: CallStats,
+}
+
+impl PluginInstance {
+    pub(crate) fn new(
+        store: Store<PluginState>,
+        meta: Arc<PluginMeta>,
+        fuel_metered: bool,
+        epoch_tick: Duration,
+    ) -> Self {
+        PluginInstance {
+            store,
+            meta,
+            bindings: None,
+            retired: false,
+            fuel_metered,
+            epoch_tick,
+            last_call: CallStats::default(),
+        }
+    }
+
+    /// Runs the component's start-up inside the same limits as a call.
+    pub(crate) fn start(&mut self, pre: &KindPre) -> Result<(), PluginError> {
+        self.arm();
+        match pre.instantiate(&mut self.store) {
+            Ok(bindings) => {
+                self.bindings = Some(bindings);
+                self.settle();
+                Ok(())
+            }
+            Err(e) => {
+                self.retired = true;
+                let refused = self.store.data().memory.refused();
+                Err(match explain(&self.meta.manifest.id, "instantiate", e, &self.meta.limits, refused) {
+                    PluginError::Trap { plugin, message, .. } => PluginError::Instantiate {
+                        plugin,
+                        reason: message,
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// The plugin's id.
+    pub fn plugin_id(&self) -> &str {
+        &self.meta.manifest.id
+    }
+
+    /// What the last call cost.
+    pub fn last_call(&self) -> CallStats {
+        self.last_call
+    }
+
+    /// Whether an earlier call was stopped, making this instance unusable.
+    pub fn is_retired(&self) -> bool {
+        self.retired
+    }
+
+    /// The liveness probe: returns at once.
+    pub fn ping(&mut self) -> Result<(), PluginError> {
+        self.call("ping", |b, store| b.ping(store))
+    }
+
+    /// Passes `payload` into the plugin, which returns its length.
+    pub fn ping_payload(&mut self, payload: &[u8]) -> Result<u64, PluginError> {
+        self.call("ping-payload", |b, store| b.ping_payload(store, payload))
+    }
+
+    /// Asks a guest-step plugin for its plan on the guest whose root is `tree`.
+    pub fn plan_guest_step(
+        &mut self,
+        tree: Arc<dyn GuestTree>,
+        context: &StepContext,
+    ) -> Result<StepPlan, PluginError> {
+        let plugin = self.meta.manifest.id.clone();
+        let answer = self.call("post-step.plan", |b, store| b.plan_guest_step(store, tree, context))?;
+        answer.map_err(|e| PluginError::Failed {
+            plugin,
+            call: "post-step.plan",
+            failure: e.into(),
+        })
+    }
+
+    /// Runs one export under the plugin's limits and explains a stop.
+    pub(crate) fn call<R>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&KindInstance, &mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let plugin = || self.meta.manifest.id.clone();
+        if self.retired {
+            return Err(PluginError::Retired { plugin: plugin() });
+        }
+        let Some(bindings) = self.bindings.as_ref() else {
+            return Err(PluginError::Retired { plugin: plugin() });
+        };
+        Self::arm_store(&mut self.store, &self.meta, self.fuel_metered, self.epoch_tick);
+        let result = f(bindings, &mut self.store);
+        self.settle();
+        result.map_err(|e| {
+            self.retired = true;
+            let refused = self.store.data().memory.refused();
+            explain(&self.meta.manifest.id, call, e, &self.meta.limits, refused)
+        })
+    }
+
+    fn arm(&mut self) {
+        Self::arm_store(&mut self.store, &self.meta, self.fuel_metered, self.epoch_tick);
+    }
+
+    /// Sets the deadline (in ticks of the runtime's epoch thread, rounded up,
+    /// plus one because the current tick may be about to end) and the fuel.
+    fn arm_store(store: &mut Store<PluginState>, meta: &PluginMeta, fuel_metered: bool, tick: Duration) {
+        let tick_ns = tick.as_nanos().max(1);
+        let ticks = meta.limits.call_timeout.as_nanos().div_ceil(tick_ns) + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.data_mut().memory.clear_refusal();
+        if fuel_metered {
+            // Setting fuel only fails when the engine does not meter it.
+            let _ = store.set_fuel(meta.limits.fuel.unwrap_or(u64::MAX));
+        }
+    }
+
+    fn settle(&mut self) {
+        let fuel_consumed = if self.fuel_metered {
+            let budget = self.meta.limits.fuel.unwrap_or(u64::MAX);
+            self.store.get_fuel().ok().map(|left| budget.saturating_sub(left))
+        } else {
+            None
+        };
+        self.last_call = CallStats {
+            fuel_consumed,
+            peak_memory_bytes: self.store.data().memory.peak_bytes() as u64,
+        };
+    }
+}

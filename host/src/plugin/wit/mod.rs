@@ -1,0 +1,78 @@
+//! Bindings of each WIT API line the host serves, side by side.
+//!
+//! `v0_1` serves `homeward:plugin@0.1.x`. A future `v0_2` module goes next to
+//! it with its own `bindgen!` over `wit/v0.2/`; [`KindPre`] and [`KindInstance`]
+//! grow a variant per line, and [`add_to_linker`] links every line's host
+//! interfaces (their names carry the version, so they do not clash). Code above
+//! this module matches on the line only here.
+
+pub mod v0_1;
+
+use super::api::ApiLine;
+use super::manifest::PluginKind;
+use super::state::PluginState;
+use crate::guest_fs::GuestTree;
+use std::sync::Arc;
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, Linker};
+
+/// Links the host interfaces of every API line.
+pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    v0_1::add_to_linker(linker)
+}
+
+/// A plugin pre-linked against the bindings of its API line.
+pub(crate) enum KindPre {
+    /// API 0.1.
+    V0_1(v0_1::KindPre),
+}
+
+/// A live plugin's bindings.
+pub(crate) enum KindInstance {
+    /// API 0.1.
+    V0_1(v0_1::KindInstance),
+}
+
+impl KindPre {
+    pub(crate) fn new(
+        api: ApiLine,
+        kind: PluginKind,
+        pre: InstancePre<PluginState>,
+    ) -> wasmtime::Result<KindPre> {
+        match api {
+            ApiLine::V0_1 => Ok(KindPre::V0_1(v0_1::KindPre::new(kind, pre)?)),
+        }
+    }
+
+    pub(crate) fn instantiate(&self, store: &mut Store<PluginState>) -> wasmtime::Result<KindInstance> {
+        match self {
+            KindPre::V0_1(pre) => Ok(KindInstance::V0_1(pre.instantiate(store)?)),
+        }
+    }
+}
+
+impl KindInstance {
+    pub(crate) fn ping(&self, store: &mut Store<PluginState>) -> wasmtime::Result<()> {
+        match self {
+            KindInstance::V0_1(b) => b.ping(store),
+        }
+    }
+
+    pub(crate) fn ping_payload(&self, store: &mut Store<PluginState>, payload: &[u8]) -> wasmtime::Result<u64> {
+        match self {
+            KindInstance::V0_1(b) => b.ping_payload(store, payload),
+        }
+    }
+
+    pub(crate) fn plan_guest_step(
+        &self,
+        store: &mut Store<PluginState>,
+        tree: Arc<dyn GuestTree>,
+        context: &v0_1::guest_step::exports::homeward::plugin::post_step::StepContext,
+    ) -> wasmtime::Result<Result<v0_1::guest_step::exports::homeward::plugin::post_step::StepPlan, v0_1::types::Error>>
+    {
+        match self {
+            KindInstance::V0_1(b) => b.plan_guest_step(store, tree, context),
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! `homeward:plugin@0.1.x`: generated bindings, and the host side of its
+//! interfaces (`log`, `config`, `disk`, `guest-fs`).
+//!
+//! The host interfaces are generated once, from the `host-imports` world; each
+//! kind's world reuses them through `with`, so `types::Error` is one Rust type
+//! whatever the kind.
+
+use super::super::error::{Failure, PluginError};
+use super::super::manifest::PluginKind;
+use super::super::state::PluginState;
+use crate::disk::BlockDevice;
+use crate::guest_fs::{self, GuestFsError, GuestTree};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, InstancePre, Linker, Resource};
+
+mod host_imports {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "host-imports",
+        imports: { default: trappable },
+        with: {
+            "homeward:plugin/disk.disk": super::DiskHandle,
+            "homeward:plugin/guest-fs.guest-fs": super::GuestFsHandle,
+        },
+    });
+}
+
+pub use host_imports::homeward::plugin::types;
+use host_imports::homeward::plugin::{config, disk, guest_fs as guest_fs_api, log};
+
+/// Bindings of the `hypervisor-adapter` world.
+pub mod hypervisor_adapter {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "hypervisor-adapter",
+        with: {
+            "homeward:plugin/types": super::host_imports::homeward::plugin::types,
+            "homeward:plugin/log": super::host_imports::homeward::plugin::log,
+            "homeward:plugin/config": super::host_imports::homeward::plugin::config,
+        },
+    });
+}
+
+/// Bindings of the `cloud-adapter` world.
+pub mod cloud_adapter {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "cloud-adapter",
+        with: {
+            "homeward:plugin/types": super::host_imports::homeward::plugin::types,
+            "homeward:plugin/log": super::host_imports::homeward::plugin::log,
+            "homeward:plugin/config": super::host_imports::homeward::plugin::config,
+        },
+    });
+}
+
+/// Bindings of the `filesystem-handler` world.
+pub mod filesystem_handler {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "filesystem-handler",
+        with: {
+            "homeward:plugin/types": super::host_imports::homeward::plugin::types,
+            "homeward:plugin/log": super::host_imports::homeward::plugin::log,
+            "homeward:plugin/config": super::host_imports::homeward::plugin::config,
+            "homeward:plugin/disk": super::host_imports::homeward::plugin::disk,
+        },
+    });
+}
+
+/// Bindings of the `guest-step` world.
+pub mod guest_step {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "guest-step",
+        with: {
+            "homeward:plugin/types": super::host_imports::homeward::plugin::types,
+            "homeward:plugin/log": super::host_imports::homeward::plugin::log,
+            "homeward:plugin/config": super::host_imports::homeward::plugin::config,
+            "homeward:plugin/guest-fs": super::host_imports::homeward::plugin::guest_fs,
+        },
+    });
+}
+
+/// Most bytes one `disk.read` or `disk.write` moves, so a plugin cannot make
+/// the host allocate without bound.
+const MAX_DISK_IO: usize = 16 * 1024 * 1024;
+
+/// Most bytes of one log message.
+const MAX_LOG_MESSAGE: usize = 16 * 1024;
+
+/// A disk lent to a plugin (the `disk` resource).
+pub struct DiskHandle {
+    /// The identity shown to the plugin.
+    pub id: String,
+    /// The bytes.
+    pub device: Arc<dyn BlockDevice>,
+    /// Whether this plugin may write it (grant, request and device all agree).
+    pub writable: bool,
+}
+
+/// A guest tree lent to a plugin (the `guest-fs` resource).
+pub struct GuestFsHandle {
+    /// The tree.
+    pub tree: Arc<dyn GuestTree>,
+}
+
+pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    host_imports::HostImports::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
+}
+
+pub(crate) enum KindPre {
+    Hypervisor(hypervisor_adapter::HypervisorAdapterPre<PluginState>),
+    Cloud(cloud_adapter::CloudAdapterPre<PluginState>),
+    Filesystem(filesystem_handler::FilesystemHandlerPre<PluginState>),
+    GuestStep(guest_step::GuestStepPre<PluginState>),
+}
+
+pub(crate) enum KindInstance {
+    Hypervisor(hypervisor_adapter::HypervisorAdapter),
+    Cloud(cloud_adapter::CloudAdapter),
+    Filesystem(filesystem_handler::FilesystemHandler),
+    GuestStep(guest_step::GuestStep),
+}
+
+impl KindPre {
+    pub(crate) fn new(kind: PluginKind, pre: InstancePre<PluginState>) -> wasmtime::Result<Self> {
+        Ok(match kind {
+            PluginKind::HypervisorAdapter => KindPre::Hypervisor(hypervisor_adapter::HypervisorAdapterPre::new(pre)?),
+            PluginKind::CloudAdapter => KindPre::Cloud(cloud_adapter::CloudAdapterPre::new(pre)?),
+            PluginKind::FilesystemHandler => {
+                KindPre::Filesystem(filesystem_handler::FilesystemHandlerPre::new(pre)?)
+            }
+            PluginKind::GuestStep => KindPre::GuestStep(guest_step::GuestStepPre::new(pre)?),
+        })
+    }
+
+    pub(crate) fn instantiate(&self, store: &mut Store<PluginState>) -> wasmtime::Result<KindInstance> {
+        Ok(match self {
+            KindPre::Hypervisor(p) => KindInstance::Hypervisor(p.instantiate(store)?),
+            KindPre::Cloud(p) => KindInstance::Cloud(p.instantiate(store)?),
+            KindPre::Filesystem(p) => KindInstance::Filesystem(p.instantiate(store)?),
+            KindPre::GuestStep(p) => KindInstance::GuestStep(p.instantiate(store)?),
+        })
+    }
+}
+
+/// Calls the same world-level export whatever the kind (the probes every world has).
+macro_rules! every_kind {
+    ($self:expr, $b:ident => $call:expr) => {
+        match $self {
+            KindInstance::Hypervisor($b) => $call,
+            KindInstance::Cloud($b) => $call,
+            KindInstance::Filesystem($b) => $call,
+            KindInstance::GuestStep($b) => $call,
+        }
+    };
+}
+
+impl KindInstance {
+    pub(crate) fn ping(&self, store: &mut Store<PluginState>) -> wasmtime::Result<()> {
+        every_kind!(self, b => b.call_ping(&mut *store))
+    }
+
+    pub(crate) fn ping_payload(&self, store: &mut Store<PluginState>, payload: &[u8]) -> wasmtime::Result<u64> {
+        every_kind!(self, b => b.call_ping_payload(&mut *store, payload))
+    }
+
+    pub(crate) fn plan_guest_step(
+        &self,
+        store: &mut Store<PluginState>,
+        tree: Arc<dyn GuestTree>,
+        context: &guest_step::exports::homeward::plugin::post_step::StepContext,
+    ) -> wasmtime::Result<Result<guest_step::exports::homeward::plugin::post_step::StepPlan, types::Error>> {
+        let KindInstance::GuestStep(b) = self else {
+            wasmtime::bail!("not a guest-step plugin");
+        };
+        let root = store.data_mut().table.push(GuestFsHandle { tree })?;
+        let borrowed = Resource::<GuestFsHandle>::new_borrow(root.rep());
+        let result = b.homeward_plugin_post_step().call_plan(&mut *store, borrowed, context);
+        // The handle is the host's: take it back whatever the plugin did.
+        store.data_mut().table.delete(root)?;
+        result
+    }
+}
+
+impl From<types::Error> for Failure {
+    fn from(e: types::Error) -> Self {
+        match e {
+            types::Error::NotFound(m) => Failure::NotFound(m),
+            types::Error::PermissionDenied(p) => Failure::PermissionDenied {
+                message: p.message,
+                missing: p.missing_privileges,
+            },
+            types::Error::Unsupported(m) => Failure::Unsupported(m),
+            types::Error::InvalidInput(m) => Failure::InvalidInput(m),
+            types::Error::Conflict(m) => Failure::Conflict(m),
+            types::Error::Unavailable(u) => Failure::Unavailable {
+                message: u.message,
+                retry_after: u.retry_after_ms.map(Duration::from_millis),
+            },
+            types::Error::Internal(m) => Failure::Internal(m),
+        }
+    }
+}
+
+impl From<GuestFsError> for types::Error {
+    fn from(e: GuestFsError) -> Self {
+        let message = e.to_string();
+        match e {
+            GuestFsError::NotFound(_) => types::Error::NotFound(message),
+            GuestFsError::InvalidPath { .. } | GuestFsError::WrongKind { .. } => types::Error::InvalidInput(message),
+            GuestFsError::TooLarge { .. } => types::Error::Unsupported(message),
+            GuestFsError::SymlinkLoop(_) | GuestFsError::Io { .. } => types::Error::Internal(message),
+        }
+    }
+}
+
+fn io_to_wit(e: std::io::Error, what: &str) -> types::Error {
+    let message = format!("{what}: {e}");
+    match e.kind() {
+        std::io::ErrorKind::InvalidInput => types::Error::InvalidInput(message),
+        std::io::ErrorKind::PermissionDenied => types::Error::PermissionDenied(types::PermissionDenied {
+            message,
+            missing_privileges: Vec::new(),
+        }),
+        std::io::ErrorKind::NotFound => types::Error::NotFound(message),
+        _ => types::Error::Internal(message),
+    }
+}
+
+// --- The host side of each interface ---------------------------------------
+
+impl types::Host for PluginState {}
+
+impl log::Host for PluginState {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let plugin = self.plugin_id();
+        let message = truncate(&message, MAX_LOG_MESSAGE);
+        match level {
+            log::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            log::Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            log::Level::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl config::Host for PluginState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.meta.config.get(&key).cloned())
+    }
+
+    fn entries(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.meta.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn secret(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.meta.secrets.get(&key).map(|s| s.expose().to_string()))
+    }
+}
+
+impl disk::Host for PluginState {}
+
+impl disk::HostDisk for PluginState {
+    fn info(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<disk::DiskInfo> {
+        let d = self.table.get(&disk)?;
+        Ok(disk::DiskInfo {
+            id: d.id.clone(),
+            capacity_bytes: d.device.capacity(),
+            sector_size: d.device.sector_size(),
+            writable: d.writable,
+        })
+    }
+
+    fn read(
+        &mut self,
+        disk: Resource<DiskHandle>,
+        offset: u64,
+        length: u32,
+    ) -> wasmtime::Result<Result<Vec<u8>, types::Error>> {
+        let d = self.table.get(&disk)?;
+        let length = length as usize;
+        if length > MAX_DISK_IO {
+            return Ok(Err(types::Error::InvalidInput(format!(
+                "disk.read of {length} bytes is over the {MAX_DISK_IO}-byte limit per call"
+            ))));
+        }
+        let mut buf = vec![0u8; length];
+        Ok(d.device
+            .read_at(&mut buf, offset)
+            .map(|()| buf)
+            .map_err(|e| io_to_wit(e, &format!("reading disk {}", d.id))))
+    }
+
+    fn write(
+        &mut self,
+        disk: Resource<DiskHandle>,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        let d = self.table.get(&disk)?;
+        if !d.writable {
+            return Ok(Err(types::Error::PermissionDenied(types::PermissionDenied {
+                message: format!(
+                    "disk {} is read-only for this plugin: writing needs `disk-write` in the manifest and in the operator's grants",
+                    d.id
+                ),
+                missing_privileges: vec!["disk-write".to_string()],
+            })));
+        }
+        if data.len() > MAX_DISK_IO {
+            return Ok(Err(types::Error::InvalidInput(format!(
+                "disk.write of {} bytes is over the {MAX_DISK_IO}-byte limit per call",
+                data.len()
+            ))));
+        }
+        Ok(d.device
+            .write_at(&data, offset)
+            .map_err(|e| io_to_wit(e, &format!("writing disk {}", d.id))))
+    }
+
+    fn flush(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<Result<(), types::Error>> {
+        let d = self.table.get(&disk)?;
+        Ok(d.device.flush().map_err(|e| io_to_wit(e, &format!("flushing disk {}", d.id))))
+    }
+
+    fn drop(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<()> {
+        self.table.delete(disk)?;
+        Ok(())
+    }
+}
+
+fn stat_to_wit(s: guest_fs::FileStat) -> types::FileStat {
+    types::FileStat {
+        kind: kind_to_wit(s.kind),
+        size: s.size,
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        modified_at: s.modified_ms,
+    }
+}
+
+fn kind_to_wit(k: guest_fs::FileKind) -> types::FileKind {
+    match k {
+        guest_fs::FileKind::Regular => types::FileKind::Regular,
+        guest_fs::FileKind::Directory => types::FileKind::Directory,
+        guest_fs::FileKind::Symlink => types::FileKind::Symlink,
+        guest_fs::FileKind::Other => types::FileKind::Other,
+    }
+}
+
+impl guest_fs_api::Host for PluginState {}
+
+impl guest_fs_api::HostGuestFs for PluginState {
+    fn stat(&mut self, fs: Resource<GuestFsHandle>, path: String) -> wasmtime::Result<Result<types::FileStat, types::Error>> {
+        let tree = &self.table.get(&fs)?.tree;
+        Ok(tree.stat(&path).map(stat_to_wit).map_err(Into::into))
+    }
+
+    fn read_dir(
+        &mut self,
+        fs: Resource<GuestFsHandle>,
+        path: String,
+    ) -> wasmtime::Result<Result<Vec<types::DirEntry>, types::Error>> {
+        let tree = &self.table.get(&fs)?.tree;
+        Ok(tree
+            .read_dir(&path)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| types::DirEntry {
+                        name: e.name,
+                        kind: kind_to_wit(e.kind),
+                    })
+                    .collect()
+            })
+            .map_err(Into::into))
+    }
+
+    fn read_file(&mut self, fs: Resource<GuestFsHandle>, path: String) -> wasmtime::Result<Result<Vec<u8>, types::Error>> {
+        let tree = &self.table.get(&fs)?.tree;
+        Ok(tree.read_file(&path).map_err(Into::into))
+    }
+
+    fn read_link(&mut self, fs: Resource<GuestFsHandle>, path: String) -> wasmtime::Result<Result<String, types::Error>> {
+        let tree = &self.table.get(&fs)?.tree;
+        Ok(tree.read_link(&path).map_err(Into::into))
+    }
+
+    fn exists(&mut self, fs: Resource<GuestFsHandle>, path: String) -> wasmtime::Result<bool> {
+        let tree = &self.table.get(&fs)?.tree;
+        Ok(tree.exists(&path))
+    }
+
+    fn drop(&mut self, fs: Resource<GuestFsHandle>) -> wasmtime::Result<()> {
+        // Borrowed handles are reclaimed by the host after the call; an owned one
+        // (never lent today) would be deleted here.
+        if fs.owned() {
+            self.table.delete(fs)?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors a plugin returned, as the host reports them.
+pub fn failure(plugin: &str, call: &'static str, error: types::Error) -> PluginError {
+    PluginError::Failed {
+        plugin: plugin.to_string(),
+        call,
+        failure: error.into(),
+    }
+}

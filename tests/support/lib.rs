@@ -1,0 +1,149 @@
+//! Shared helpers of the integration tests in `tests/*.rs`: where the fixture
+//! plugins are, a loopback HTTP server, guest trees, and byte surgery on
+//! components.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+/// The `sandbox-probe` fixture plugin (`tests/fixtures/sandbox-probe`), built by `build.rs`.
+pub fn sandbox_probe_path() -> PathBuf {
+    PathBuf::from(env!("HOMEWARD_FIXTURE_SANDBOX_PROBE"))
+}
+
+/// The template plugin's bytes, as embedded in the host.
+pub fn template_wasm() -> &'static [u8] {
+    homeward::embedded::TEMPLATE.wasm
+}
+
+/// Replaces `from` with `to` (same length) inside the component's manifest
+/// section, e.g. to make a plugin claim another API version. The section is
+/// opaque to WebAssembly validation, so the result is still a valid component.
+pub fn patch_manifest(wasm: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "patches must keep the length");
+    let at = find(wasm, b"homeward-manifest").expect("template has a manifest section");
+    let offset = at + find(&wasm[at..], from.as_bytes()).expect("text to patch is in the manifest");
+    let mut out = wasm.to_vec();
+    out[offset..offset + to.len()].copy_from_slice(to.as_bytes());
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Writes a small guest root (os-release, hostname, motd) into a new temp dir.
+pub fn guest_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).expect("mkdir etc");
+    std::fs::write(etc.join("os-release"), "ID=rhel\nVERSION_ID=\"8.9\"\n").expect("write");
+    std::fs::write(etc.join("hostname"), "web01\n").expect("write");
+    std::fs::write(etc.join("motd"), "Authorized use only.\n").expect("write");
+    dir
+}
+
+/// A minimal HTTP/1.1 server on 127.0.0.1 with an ephemeral port that answers
+/// every request with `200 hello from <port>` and counts them. Stops on drop.
+pub struct HttpServer {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Starts the server.
+    pub fn start() -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (hits.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let _ = answer(stream, addr.port());
+                }
+            }
+        });
+        HttpServer {
+            addr,
+            hits,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:port/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// How many connections it has served.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn answer(stream: TcpStream, port: u16) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    while reader.read_line(&mut line)? > 2 {
+        line.clear();
+    }
+    let body = format!("hello from {port}");
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs the `homeward` command line in-process; returns its exit status and output.
+pub fn homeward(args: &[&str]) -> (bool, String) {
+    let mut out = Vec::new();
+    let argv = std::iter::once("homeward").chain(args.iter().copied());
+    let result = homeward::cli::run(argv, &mut out);
+    let mut text = String::from_utf8_lossy(&out).into_owned();
+    let ok = match result {
+        Ok(code) => code == std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            text.push_str(&format!("error: {e:#}\n"));
+            false
+        }
+    };
+    (ok, text)
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
