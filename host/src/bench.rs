@@ -2,9 +2,8 @@
 //!
 //! Each figure is the median of several timed batches, printed beside its
 //! target and beside a baseline measured in the same run:
-//! - instantiate and calls: wasmtime's defaults (on-demand allocator, a fresh
-//!   `Linker::instantiate` without `InstancePre`), i.e. what the pooling
-//!   allocator and pre-instantiation buy;
+//! - instantiate and the empty call: the same runtime on wasmtime's default
+//!   on-demand allocator instead of the pooling allocator, i.e. what pooling buys;
 //! - the 1 MiB call: a native copy of 1 MiB, the floor any call that moves the
 //!   argument into the guest must pay.
 
@@ -77,7 +76,7 @@ pub fn run(scale: u32) -> anyhow::Result<Vec<Figure>> {
         Ok(())
     })?;
 
-    let baseline = baseline::measure(wasm, scale)?;
+    let baseline = measure_on_demand(wasm, scale)?;
     let mut sink = vec![0u8; 1 << 20];
     let memcpy = median_per_op(7, 200 * scale, || {
         sink.copy_from_slice(std::hint::black_box(&payload));
@@ -97,13 +96,13 @@ pub fn run(scale: u32) -> anyhow::Result<Vec<Figure>> {
             name: "instantiate",
             median: instantiate,
             target: Some(Duration::from_micros(10)),
-            baseline: Some(("wasmtime defaults", baseline.instantiate)),
+            baseline: Some(("on-demand allocator", baseline.0)),
         },
         Figure {
             name: "empty call",
             median: empty_call,
             target: Some(Duration::from_micros(1)),
-            baseline: Some(("wasmtime defaults", baseline.empty_call)),
+            baseline: Some(("on-demand allocator", baseline.1)),
         },
         Figure {
             name: "1 MiB call",
@@ -149,63 +148,18 @@ fn ratio(a: Duration, b: Duration) -> String {
     format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE))
 }
 
-/// The same operations through wasmtime's defaults, for comparison.
-mod baseline {
-    use super::median_per_op;
-    use std::time::Duration;
-    use wasmtime::component::{Component, Linker, ResourceTable};
-    use wasmtime::{Config, Engine, Store};
-    use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-    pub struct Baseline {
-        pub instantiate: Duration,
-        pub empty_call: Duration,
-    }
-
-    struct State {
-        wasi: WasiCtx,
-        table: ResourceTable,
-    }
-
-    impl WasiView for State {
-        fn ctx(&mut self) -> WasiCtxView<'_> {
-            WasiCtxView {
-                ctx: &mut self.wasi,
-                table: &mut self.table,
-            }
-        }
-    }
-
-    fn state() -> State {
-        State {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-        }
-    }
-
-    pub fn measure(wasm: &[u8], scale: u32) -> anyhow::Result<Baseline> {
-        let err = |e: wasmtime::Error| anyhow::anyhow!("{e:#}");
-        let engine = Engine::new(&Config::new()).map_err(err)?;
-        let component = Component::new(&engine, wasm).map_err(err)?;
-        let mut linker: Linker<State> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
-        // The template imports Homeward's host interfaces too; the baseline
-        // never calls them, so stubs that trap are enough to link.
-        linker.define_unknown_imports_as_traps(&component).map_err(err)?;
-        let instantiate = median_per_op(7, 200 * scale, || {
-            let mut store = Store::new(&engine, state());
-            linker.instantiate(&mut store, &component).map_err(err)?;
-            Ok(())
-        })?;
-        let mut store = Store::new(&engine, state());
-        let instance = linker.instantiate(&mut store, &component).map_err(err)?;
-        let ping = instance
-            .get_typed_func::<(), ()>(&mut store, "ping")
-            .map_err(err)?;
-        let empty_call = median_per_op(7, 20_000 * scale, || {
-            ping.call(&mut store, ()).map_err(err)?;
-            Ok(())
-        })?;
-        Ok(Baseline { instantiate, empty_call })
-    }
+/// Instantiate and empty-call times with the on-demand allocator.
+fn measure_on_demand(wasm: &[u8], scale: u32) -> anyhow::Result<(Duration, Duration)> {
+    let runtime = Runtime::new(RuntimeOptions {
+        pooling: false,
+        ..RuntimeOptions::default()
+    })?;
+    let plugin = runtime.load(wasm, "embedded:template", PluginSettings::default())?;
+    let instantiate = median_per_op(7, 200 * scale, || {
+        plugin.instantiate()?;
+        Ok(())
+    })?;
+    let mut instance = plugin.instantiate()?;
+    let empty_call = median_per_op(7, 20_000 * scale, || Ok(instance.ping()?))?;
+    Ok((instantiate, empty_call))
 }

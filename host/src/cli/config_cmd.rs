@@ -1,7 +1,7 @@
 //! `homeward config check`: every problem of the plugin-set file, with its line.
 
 use super::plugin_set::{self, Source};
-use crate::config::{self, Diagnostic, Severity};
+use crate::config::{self, Diagnostic, PluginEntry, Severity};
 use crate::plugin::{PluginSettings, Runtime, RuntimeOptions};
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -38,18 +38,30 @@ fn check(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode>
             let runtime = Runtime::new(RuntimeOptions::default())?;
             let file = path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
             for entry in &set.plugins {
-                let result = PluginSettings::from_entry(entry, &set.runtime)
-                    .map_err(|e| e.to_string())
-                    .and_then(|settings| runtime.load_file(&entry.path, settings).map(drop).map_err(|e| e.to_string()));
-                if let Err(message) = result {
+                let mut report = |severity, key: String, message: String| {
                     diagnostics.push(Diagnostic {
-                        severity: Severity::Error,
+                        severity,
                         file: file.clone(),
                         line: entry.line,
                         column: 1,
-                        key: format!("plugins.{}", entry.id),
+                        key,
                         message,
                     });
+                };
+                for (name, source) in &entry.secrets {
+                    if let Err(e) = source.resolve() {
+                        report(Severity::Error, format!("plugins.{}.secrets.{name}", entry.id), e.to_string());
+                    }
+                }
+                // Loading needs no secrets: check the plugin itself regardless.
+                let settings = PluginSettings::from_entry(&without_secrets(entry), &set.runtime).unwrap_or_default();
+                match runtime.load_file(&entry.path, settings) {
+                    Ok(plugin) => {
+                        for note in &plugin.meta().unused_grants {
+                            report(Severity::Warning, format!("plugins.{}.grants", entry.id), note.clone());
+                        }
+                    }
+                    Err(e) => report(Severity::Error, format!("plugins.{}", entry.id), e.to_string()),
                 }
             }
         }
@@ -62,4 +74,11 @@ fn check(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode>
     let warnings = diagnostics.len() - errors;
     writeln!(out, "{}: {errors} error(s), {warnings} warning(s)", path.display())?;
     Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn without_secrets(entry: &PluginEntry) -> PluginEntry {
+    PluginEntry {
+        secrets: Default::default(),
+        ..entry.clone()
+    }
 }

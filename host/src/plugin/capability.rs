@@ -127,15 +127,15 @@ pub fn grant(requested: &RequestedCapabilities, granted: &Grants) -> (EffectiveG
         .filter(|target| {
             let asked = requested.network.iter().any(|p| p.matches(target));
             if !asked {
-                unused.push(format!(
-                    "network grant {target} has no effect: the plugin asks only for [{}]",
-                    requested
-                        .network
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                let wanted: Vec<String> = requested.network.iter().map(ToString::to_string).collect();
+                unused.push(if wanted.is_empty() {
+                    format!("network grant {target} has no effect: the plugin asks for no network access")
+                } else {
+                    format!(
+                        "network grant {target} has no effect: the plugin asks only for {}",
+                        wanted.join(", ")
+                    )
+                });
             }
             asked
         })
