@@ -11,8 +11,10 @@ fn main() {
     let fixtures = root.join("tests/fixtures");
     build_wasm::rerun_if_changed(&[&fixtures, &root.join("sdk/src"), &root.join("wit")]);
     let out = build_wasm::build(&fixtures.join("Cargo.toml"));
-    println!(
-        "cargo:rustc-env=HOMEWARD_FIXTURE_SANDBOX_PROBE={}",
-        out.join("sandbox_probe.wasm").display()
-    );
+    for (var, file) in [
+        ("HOMEWARD_FIXTURE_SANDBOX_PROBE", "sandbox_probe.wasm"),
+        ("HOMEWARD_FIXTURE_DISK_PROBE", "disk_probe.wasm"),
+    ] {
+        println!("cargo:rustc-env={var}={}", out.join(file).display());
+    }
 }

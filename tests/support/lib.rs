@@ -14,6 +14,11 @@ pub fn sandbox_probe_path() -> PathBuf {
     PathBuf::from(env!("HOMEWARD_FIXTURE_SANDBOX_PROBE"))
 }
 
+/// The `disk-probe` fixture plugin (`tests/fixtures/disk-probe`), built by `build.rs`.
+pub fn disk_probe_path() -> PathBuf {
+    PathBuf::from(env!("HOMEWARD_FIXTURE_DISK_PROBE"))
+}
+
 /// The template plugin's bytes, as embedded in the host.
 pub fn template_wasm() -> &'static [u8] {
     homeward::embedded::TEMPLATE.wasm

@@ -11,11 +11,15 @@ use super::limits::explain;
 use super::loaded::PluginMeta;
 use super::state::PluginState;
 use super::wit::{KindInstance, KindPre};
+use crate::disk::BlockDevice;
 use crate::guest_fs::GuestTree;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Store;
 
+pub use super::wit::v0_1::filesystem_handler::exports::homeward::plugin::filesystem::{
+    FsInfo, ProbeResult,
+};
 pub use super::wit::v0_1::guest_step::exports::homeward::plugin::post_step::{
     ChangeKind, FileChange, StepContext, StepPlan,
 };
@@ -117,6 +121,24 @@ impl PluginInstance {
         answer.map_err(|e| PluginError::Failed {
             plugin,
             call: "post-step.plan",
+            failure: e.into(),
+        })
+    }
+
+    /// Asks a file-system handler whether `device` holds its file system. The
+    /// device is lent as the `disk` resource for this call only, writable when
+    /// the device is and the plugin has the `disk-write` grant.
+    pub fn probe_filesystem(&mut self, device: Arc<dyn BlockDevice>, id: &str) -> Result<ProbeResult, PluginError> {
+        let disk = super::wit::v0_1::DiskHandle {
+            id: id.to_string(),
+            writable: device.writable() && self.meta.grants.disk_write,
+            device,
+        };
+        let plugin = self.meta.manifest.id.clone();
+        let answer = self.call("filesystem.probe", |b, store| b.probe_filesystem(store, disk))?;
+        answer.map_err(|e| PluginError::Failed {
+            plugin,
+            call: "filesystem.probe",
             failure: e.into(),
         })
     }

@@ -64,6 +64,17 @@ impl KindInstance {
         }
     }
 
+    pub(crate) fn probe_filesystem(
+        &self,
+        store: &mut Store<PluginState>,
+        disk: v0_1::DiskHandle,
+    ) -> wasmtime::Result<Result<v0_1::filesystem_handler::exports::homeward::plugin::filesystem::ProbeResult, v0_1::types::Error>>
+    {
+        match self {
+            KindInstance::V0_1(b) => b.probe_filesystem(store, disk),
+        }
+    }
+
     pub(crate) fn plan_guest_step(
         &self,
         store: &mut Store<PluginState>,

@@ -5,7 +5,7 @@
 //! kind's world reuses them through `with`, so `types::Error` is one Rust type
 //! whatever the kind.
 
-use super::super::error::{Failure, PluginError};
+use super::super::error::Failure;
 use super::super::manifest::PluginKind;
 use super::super::state::PluginState;
 use crate::disk::BlockDevice;
@@ -182,6 +182,24 @@ impl KindInstance {
         let result = b.homeward_plugin_post_step().call_plan(&mut *store, borrowed, context);
         // The handle is the host's: take it back whatever the plugin did.
         store.data_mut().table.delete(root)?;
+        result
+    }
+}
+
+impl KindInstance {
+    /// `filesystem.probe` on `device`, lent as a `disk` resource for the call.
+    pub(crate) fn probe_filesystem(
+        &self,
+        store: &mut Store<PluginState>,
+        disk: DiskHandle,
+    ) -> wasmtime::Result<Result<filesystem_handler::exports::homeward::plugin::filesystem::ProbeResult, types::Error>> {
+        let KindInstance::Filesystem(b) = self else {
+            wasmtime::bail!("not a filesystem-handler plugin");
+        };
+        let handle = store.data_mut().table.push(disk)?;
+        let borrowed = Resource::<DiskHandle>::new_borrow(handle.rep());
+        let result = b.homeward_plugin_filesystem().call_probe(&mut *store, borrowed);
+        store.data_mut().table.delete(handle)?;
         result
     }
 }
@@ -416,14 +434,5 @@ impl guest_fs_api::HostGuestFs for PluginState {
             self.table.delete(fs)?;
         }
         Ok(())
-    }
-}
-
-/// Errors a plugin returned, as the host reports them.
-pub fn failure(plugin: &str, call: &'static str, error: types::Error) -> PluginError {
-    PluginError::Failed {
-        plugin: plugin.to_string(),
-        call,
-        failure: error.into(),
     }
 }
