@@ -11,7 +11,10 @@ fn main() {
     let root = host.join("..");
     let template = root.join("sdk/template");
     build_wasm::rerun_if_changed(&[&template, &root.join("sdk/src"), &root.join("wit")]);
-    println!("cargo:rerun-if-changed={}", root.join("sdk/Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("sdk/Cargo.toml").display()
+    );
 
     let out = build_wasm::build(&template.join("Cargo.toml"));
     let wasm = out.join("homeward_template.wasm");

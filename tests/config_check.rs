@@ -38,7 +38,11 @@ path = "missing.wasm"
     );
     let (ok, out) = homeward(&["--config", config.to_str().unwrap(), "config", "check"]);
     assert!(!ok, "a broken file must fail the check:\n{out}");
-    assert_eq!(lines_reported(&out, "homeward.toml"), [2, 3, 7, 8, 11, 11, 12, 14], "{out}");
+    assert_eq!(
+        lines_reported(&out, "homeward.toml"),
+        [2, 3, 7, 8, 11, 11, 12, 14],
+        "{out}"
+    );
     for expected in [
         "homeward.toml:2:1: error: runtime.memory-limit-mb: unknown key",
         "did you mean `memory-limit-mib`?",
@@ -72,8 +76,14 @@ path = "missing.wasm"
     );
     let (ok, out) = homeward(&["--config", config.to_str().unwrap(), "config", "check"]);
     assert!(!ok);
-    assert!(out.contains("plugins.toml:3:10: error: plugins.template.sha256: digest mismatch"), "{out}");
-    assert!(out.contains("plugins.toml:6:8: error: plugins.other.path: cannot read plugin file"), "{out}");
+    assert!(
+        out.contains("plugins.toml:3:10: error: plugins.template.sha256: digest mismatch"),
+        "{out}"
+    );
+    assert!(
+        out.contains("plugins.toml:6:8: error: plugins.other.path: cannot read plugin file"),
+        "{out}"
+    );
 
     // Files are fine: now the plugin itself is checked (version) and so are secrets.
     let config = write_file(
@@ -90,7 +100,10 @@ token = { env = "HOMEWARD_TEST_SURELY_UNSET_VARIABLE" }
     let (ok, out) = homeward(&["--config", config.to_str().unwrap(), "config", "check"]);
     assert!(!ok);
     assert!(out.contains("plugins.template.secrets.token: environment variable `HOMEWARD_TEST_SURELY_UNSET_VARIABLE` is not set"), "{out}");
-    assert!(out.contains("version 0.1.0, which does not satisfy the plugin set's requirement `^2`"), "{out}");
+    assert!(
+        out.contains("version 0.1.0, which does not satisfy the plugin set's requirement `^2`"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -129,10 +142,22 @@ token = {{ file = "{}" }}
 
     let (ok, out) = homeward(&["--config", cfg, "plugin", "list"]);
     assert!(ok, "{out}");
-    let probe_line = out.lines().find(|l| l.starts_with("sandbox-probe")).unwrap_or_default();
-    assert!(probe_line.contains("guest-step") && probe_line.contains(" ok "), "{out}");
-    assert!(probe_line.contains("net vc.lab:443") && probe_line.contains("dir /data="), "{out}");
-    assert!(!out.contains("s3cr3t"), "a secret leaked into the listing:\n{out}");
+    let probe_line = out
+        .lines()
+        .find(|l| l.starts_with("sandbox-probe"))
+        .unwrap_or_default();
+    assert!(
+        probe_line.contains("guest-step") && probe_line.contains(" ok "),
+        "{out}"
+    );
+    assert!(
+        probe_line.contains("net vc.lab:443") && probe_line.contains("dir /data="),
+        "{out}"
+    );
+    assert!(
+        !out.contains("s3cr3t"),
+        "a secret leaked into the listing:\n{out}"
+    );
 }
 
 #[test]
@@ -152,7 +177,10 @@ fn inspect_shows_manifest_exports_and_the_api_verdict() {
     }
     let (ok, out) = homeward(&["plugin", "inspect", "/nonexistent/plugin.wasm"]);
     assert!(!ok);
-    assert!(out.contains("cannot read /nonexistent/plugin.wasm"), "{out}");
+    assert!(
+        out.contains("cannot read /nonexistent/plugin.wasm"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -160,6 +188,12 @@ fn the_demo_runs_on_embedded_defaults() {
     let (ok, out) = homeward(&["demo"]);
     assert!(ok, "{out}");
     assert!(out.contains("loaded plugin `template`"), "{out}");
-    assert!(out.contains("after : This machine was failed back by Homeward."), "{out}");
-    assert!(out.contains("plan after apply: /etc/motd already says so: nothing to do (0 changes)"), "{out}");
+    assert!(
+        out.contains("after : This machine was failed back by Homeward."),
+        "{out}"
+    );
+    assert!(
+        out.contains("plan after apply: /etc/motd already says so: nothing to do (0 changes)"),
+        "{out}"
+    );
 }

@@ -19,14 +19,21 @@ fn image(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-fn probe(config: &[(&str, &str)], disk_write: bool, device: Arc<dyn BlockDevice>) -> Result<ProbeResult, PluginError> {
+fn probe(
+    config: &[(&str, &str)],
+    disk_write: bool,
+    device: Arc<dyn BlockDevice>,
+) -> Result<ProbeResult, PluginError> {
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
     let settings = PluginSettings {
         grants: Grants {
             disk_write,
             ..Grants::default()
         },
-        config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..PluginSettings::default()
     };
     let plugin = runtime.load_file(&disk_probe_path(), settings).unwrap();
@@ -55,7 +62,12 @@ fn a_handler_reads_the_disk_it_is_lent() {
 fn reading_past_the_end_is_an_error_for_the_plugin_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = image(dir.path());
-    let err = probe(&[("read-at", "65400")], false, Arc::new(RawFile::open(&path).unwrap())).unwrap_err();
+    let err = probe(
+        &[("read-at", "65400")],
+        false,
+        Arc::new(RawFile::open(&path).unwrap()),
+    )
+    .unwrap_err();
     match err {
         PluginError::Failed {
             failure: Failure::InvalidInput(message),
@@ -71,7 +83,12 @@ fn writes_need_the_grant_and_a_writable_device() {
     let path = image(dir.path());
 
     // Asked for by the manifest, but not granted: refused, disk unchanged.
-    let err = probe(&[("write", "yes")], false, Arc::new(RawFile::open_writable(&path).unwrap())).unwrap_err();
+    let err = probe(
+        &[("write", "yes")],
+        false,
+        Arc::new(RawFile::open_writable(&path).unwrap()),
+    )
+    .unwrap_err();
     match err {
         PluginError::Failed {
             failure: Failure::PermissionDenied { message, missing },
@@ -85,10 +102,22 @@ fn writes_need_the_grant_and_a_writable_device() {
     assert_eq!(&std::fs::read(&path).unwrap()[32..40], &[0u8; 8]);
 
     // Granted, but the host opened the device read-only: still refused.
-    assert!(probe(&[("write", "yes")], true, Arc::new(RawFile::open(&path).unwrap())).is_err());
+    assert!(
+        probe(
+            &[("write", "yes")],
+            true,
+            Arc::new(RawFile::open(&path).unwrap())
+        )
+        .is_err()
+    );
     assert_eq!(&std::fs::read(&path).unwrap()[32..40], &[0u8; 8]);
 
     // Granted and writable: the bytes land.
-    probe(&[("write", "yes")], true, Arc::new(RawFile::open_writable(&path).unwrap())).unwrap();
+    probe(
+        &[("write", "yes")],
+        true,
+        Arc::new(RawFile::open_writable(&path).unwrap()),
+    )
+    .unwrap();
     assert_eq!(&std::fs::read(&path).unwrap()[32..40], b"TOUCHED!");
 }

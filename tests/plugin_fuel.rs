@@ -22,7 +22,9 @@ fn metered() -> Runtime {
 fn fuel_costs_are_deterministic() {
     let runtime = metered();
     assert!(runtime.meters_fuel());
-    let plugin = runtime.load(template_wasm(), "template", PluginSettings::default()).unwrap();
+    let plugin = runtime
+        .load(template_wasm(), "template", PluginSettings::default())
+        .unwrap();
     let cost = |payload: &[u8]| {
         let mut instance = plugin.instantiate().unwrap();
         instance.ping_payload(payload).unwrap();
@@ -80,7 +82,11 @@ fn a_call_that_spends_its_budget_is_stopped() {
         recorded_nics: Vec::new(),
         mac_map: Vec::new(),
     };
-    let err = plugin.instantiate().unwrap().plan_guest_step(tree, &context).unwrap_err();
+    let err = plugin
+        .instantiate()
+        .unwrap()
+        .plan_guest_step(tree, &context)
+        .unwrap_err();
     match &err {
         PluginError::OutOfFuel { plugin, fuel, .. } => {
             assert_eq!(plugin, "sandbox-probe");

@@ -14,9 +14,16 @@ fn load(bytes: &[u8], settings: PluginSettings) -> Result<(), PluginError> {
 #[test]
 fn a_plugin_for_another_api_version_is_refused_naming_both_versions() {
     for api in ["0.2.0", "1.0.0"] {
-        let wasm = patch_manifest(template_wasm(), "api = \"0.1.0\"", &format!("api = \"{api}\""));
+        let wasm = patch_manifest(
+            template_wasm(),
+            "api = \"0.1.0\"",
+            &format!("api = \"{api}\""),
+        );
         let err = load(&wasm, PluginSettings::default()).unwrap_err();
-        assert!(matches!(err, PluginError::IncompatibleApi { .. }), "{err:?}");
+        assert!(
+            matches!(err, PluginError::IncompatibleApi { .. }),
+            "{err:?}"
+        );
         let message = err.to_string();
         assert!(message.contains(&format!("API {api}")), "{message}");
         assert!(message.contains("provides API 0.1.0"), "{message}");
@@ -27,8 +34,13 @@ fn a_plugin_for_another_api_version_is_refused_naming_both_versions() {
 #[test]
 fn a_newer_patch_of_the_same_line_asks_for_a_host_upgrade() {
     let wasm = patch_manifest(template_wasm(), "api = \"0.1.0\"", "api = \"0.1.9\"");
-    let message = load(&wasm, PluginSettings::default()).unwrap_err().to_string();
-    assert!(message.contains("0.1.9") && message.contains("0.1.0"), "{message}");
+    let message = load(&wasm, PluginSettings::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("0.1.9") && message.contains("0.1.0"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -45,7 +57,9 @@ fn truncated_components_get_a_clear_error_and_no_panic() {
         assert!(
             matches!(
                 err,
-                PluginError::NotWasm { .. } | PluginError::Malformed { .. } | PluginError::NoManifest { .. }
+                PluginError::NotWasm { .. }
+                    | PluginError::Malformed { .. }
+                    | PluginError::NoManifest { .. }
             ),
             "cut at {cut}: {err:?}"
         );
@@ -88,11 +102,27 @@ fn a_file_that_is_not_what_the_plugin_set_expects_is_refused() {
     let mut wrong = digest;
     wrong[0] ^= 1;
 
-    load(wasm, PluginSettings { sha256: Some(digest), ..PluginSettings::default() }).unwrap();
-    let message = load(wasm, PluginSettings { sha256: Some(wrong), ..PluginSettings::default() })
-        .unwrap_err()
-        .to_string();
-    assert!(message.contains(&hex::encode(digest)) && message.contains("update `sha256`"), "{message}");
+    load(
+        wasm,
+        PluginSettings {
+            sha256: Some(digest),
+            ..PluginSettings::default()
+        },
+    )
+    .unwrap();
+    let message = load(
+        wasm,
+        PluginSettings {
+            sha256: Some(wrong),
+            ..PluginSettings::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains(&hex::encode(digest)) && message.contains("update `sha256`"),
+        "{message}"
+    );
 
     let message = load(
         wasm,
@@ -103,7 +133,10 @@ fn a_file_that_is_not_what_the_plugin_set_expects_is_refused() {
     )
     .unwrap_err()
     .to_string();
-    assert!(message.contains("`template`") && message.contains("`vcenter`"), "{message}");
+    assert!(
+        message.contains("`template`") && message.contains("`vcenter`"),
+        "{message}"
+    );
 
     let message = load(
         wasm,
@@ -114,14 +147,19 @@ fn a_file_that_is_not_what_the_plugin_set_expects_is_refused() {
     )
     .unwrap_err()
     .to_string();
-    assert!(message.contains("version 0.1.0") && message.contains("^2"), "{message}");
+    assert!(
+        message.contains("version 0.1.0") && message.contains("^2"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_manifest_kind_that_the_exports_do_not_back_is_refused() {
     // Rewrite the manifest's head compactly so a longer kind fits in place.
     let from = "schema = 1\nid = \"template\"\nversion = \"0.1.0\"\napi = \"0.1.0\"\nkinds = [\"guest-step\"]";
-    let mut to = "schema=1\nid=\"template\"\nversion=\"0.1.0\"\napi=\"0.1.0\"\nkinds=[\"cloud-adapter\"]".to_string();
+    let mut to =
+        "schema=1\nid=\"template\"\nversion=\"0.1.0\"\napi=\"0.1.0\"\nkinds=[\"cloud-adapter\"]"
+            .to_string();
     while to.len() < from.len() {
         to.push(' ');
     }
@@ -129,7 +167,10 @@ fn a_manifest_kind_that_the_exports_do_not_back_is_refused() {
     let err = load(&wasm, PluginSettings::default()).unwrap_err();
     assert!(matches!(err, PluginError::KindMismatch { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("declares kind `cloud-adapter`"), "{message}");
+    assert!(
+        message.contains("declares kind `cloud-adapter`"),
+        "{message}"
+    );
     assert!(message.contains("homeward:plugin/cloud"), "{message}");
     assert!(message.contains("post-step"), "{message}");
 }

@@ -5,7 +5,9 @@
 use homeward::config::{DirGrant, Grants};
 use homeward::guest_fs::DirTree;
 use homeward::plugin::instance::{StepContext, StepPlan};
-use homeward::plugin::{Failure, Limits, LoadedPlugin, PluginError, PluginSettings, Runtime, RuntimeOptions};
+use homeward::plugin::{
+    Failure, Limits, LoadedPlugin, PluginError, PluginSettings, Runtime, RuntimeOptions,
+};
 use homeward_tests::{HttpServer, guest_tree, sandbox_probe_path, template_wasm};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -34,7 +36,10 @@ const DEADLINE: Duration = Duration::from_millis(300);
 fn probe(config: &[(&str, &str)], grants: Grants) -> LoadedPlugin {
     let settings = PluginSettings {
         grants,
-        config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         limits: Limits {
             memory_bytes: MEMORY_LIMIT,
             call_timeout: DEADLINE,
@@ -42,7 +47,9 @@ fn probe(config: &[(&str, &str)], grants: Grants) -> LoadedPlugin {
         },
         ..PluginSettings::default()
     };
-    runtime().load_file(&sandbox_probe_path(), settings).unwrap()
+    runtime()
+        .load_file(&sandbox_probe_path(), settings)
+        .unwrap()
 }
 
 fn run(plugin: &LoadedPlugin) -> Result<StepPlan, PluginError> {
@@ -79,11 +86,22 @@ fn files_are_reachable_only_inside_granted_directories() {
         ..Grants::default()
     };
 
-    let inside = run(&probe(&[("action", "read-file"), ("path", "/data/inside.txt")], grants.clone())).unwrap();
+    let inside = run(&probe(
+        &[("action", "read-file"), ("path", "/data/inside.txt")],
+        grants.clone(),
+    ))
+    .unwrap();
     assert_eq!(inside.notes, ["read 13 bytes", "granted bytes"]);
 
-    for path in ["/etc/passwd", "/data/../etc/passwd", "/data/../../../../etc/passwd"] {
-        let message = denied_message(run(&probe(&[("action", "read-file"), ("path", path)], grants.clone())));
+    for path in [
+        "/etc/passwd",
+        "/data/../etc/passwd",
+        "/data/../../../../etc/passwd",
+    ] {
+        let message = denied_message(run(&probe(
+            &[("action", "read-file"), ("path", path)],
+            grants.clone(),
+        )));
         assert!(message.starts_with(&format!("open {path}:")), "{message}");
     }
 }
@@ -97,18 +115,45 @@ fn outgoing_http_reaches_only_granted_destinations() {
         ..Grants::default()
     };
 
-    let ok = run(&probe(&[("action", "fetch"), ("url", &granted.url())], grants.clone())).unwrap();
+    let ok = run(&probe(
+        &[("action", "fetch"), ("url", &granted.url())],
+        grants.clone(),
+    ))
+    .unwrap();
     assert_eq!(ok.notes[0], "status 200");
-    assert_eq!(ok.notes[1], format!("hello from {}", granted.authority().rsplit(':').next().unwrap()));
+    assert_eq!(
+        ok.notes[1],
+        format!(
+            "hello from {}",
+            granted.authority().rsplit(':').next().unwrap()
+        )
+    );
 
     // `localhost` is the same destination as 127.0.0.1 once normalised.
     let port = granted.authority().rsplit(':').next().unwrap().to_string();
-    let via_name = run(&probe(&[("action", "fetch"), ("url", &format!("http://localhost:{port}/"))], grants.clone())).unwrap();
+    let via_name = run(&probe(
+        &[
+            ("action", "fetch"),
+            ("url", &format!("http://localhost:{port}/")),
+        ],
+        grants.clone(),
+    ))
+    .unwrap();
     assert_eq!(via_name.notes[0], "status 200");
 
-    let message = denied_message(run(&probe(&[("action", "fetch"), ("url", &other.url())], grants.clone())));
-    assert!(message.contains(&format!("denied HTTP to {}", other.authority())), "{message}");
-    assert_eq!(other.hits(), 0, "a denied request must never leave the host");
+    let message = denied_message(run(&probe(
+        &[("action", "fetch"), ("url", &other.url())],
+        grants.clone(),
+    )));
+    assert!(
+        message.contains(&format!("denied HTTP to {}", other.authority())),
+        "{message}"
+    );
+    assert_eq!(
+        other.hits(),
+        0,
+        "a denied request must never leave the host"
+    );
 }
 
 #[test]
@@ -119,7 +164,10 @@ fn no_sockets_and_no_environment() {
         ..Grants::default()
     };
     // Even a destination granted for HTTP cannot be reached with a raw socket.
-    let message = denied_message(run(&probe(&[("action", "connect"), ("address", &server.authority())], grants)));
+    let message = denied_message(run(&probe(
+        &[("action", "connect"), ("address", &server.authority())],
+        grants,
+    )));
     assert!(message.starts_with("connect "), "{message}");
     assert_eq!(server.hits(), 0);
 
@@ -138,7 +186,9 @@ struct Bystander {
 
 impl Bystander {
     fn start() -> Bystander {
-        let plugin = runtime().load(template_wasm(), "template", PluginSettings::default()).unwrap();
+        let plugin = runtime()
+            .load(template_wasm(), "template", PluginSettings::default())
+            .unwrap();
         let answers = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (a, s) = (answers.clone(), stop.clone());
@@ -187,9 +237,15 @@ fn a_runaway_loop_is_stopped_at_the_deadline_while_others_keep_answering() {
         recorded_nics: Vec::new(),
         mac_map: Vec::new(),
     };
-    let err = instance.plan_guest_step(tree.clone(), &context).unwrap_err();
+    let err = instance
+        .plan_guest_step(tree.clone(), &context)
+        .unwrap_err();
     match &err {
-        PluginError::Deadline { plugin, limit, call } => {
+        PluginError::Deadline {
+            plugin,
+            limit,
+            call,
+        } => {
             assert_eq!(plugin, "sandbox-probe");
             assert_eq!(*limit, DEADLINE);
             assert_eq!(*call, "post-step.plan");
@@ -197,8 +253,14 @@ fn a_runaway_loop_is_stopped_at_the_deadline_while_others_keep_answering() {
         other => panic!("expected a deadline error, got {other:?}"),
     }
     let message = err.to_string();
-    assert!(message.contains("sandbox-probe") && message.contains("300 ms"), "{message}");
-    assert!(bystander.answers() > before, "the other plugin stopped answering");
+    assert!(
+        message.contains("sandbox-probe") && message.contains("300 ms"),
+        "{message}"
+    );
+    assert!(
+        bystander.answers() > before,
+        "the other plugin stopped answering"
+    );
     // The stopped instance is retired; a fresh one works.
     assert!(matches!(instance.ping(), Err(PluginError::Retired { .. })));
     plugin.instantiate().unwrap().ping().unwrap();
@@ -224,8 +286,14 @@ fn a_memory_hog_is_stopped_at_its_cap_while_others_keep_answering() {
         other => panic!("expected a memory-limit error, got {other:?}"),
     }
     let message = err.to_string();
-    assert!(message.contains("sandbox-probe") && message.contains("limit of 64 MiB"), "{message}");
-    assert!(bystander.answers() > before, "the other plugin stopped answering");
+    assert!(
+        message.contains("sandbox-probe") && message.contains("limit of 64 MiB"),
+        "{message}"
+    );
+    assert!(
+        bystander.answers() > before,
+        "the other plugin stopped answering"
+    );
     bystander.finish();
 }
 
@@ -257,7 +325,9 @@ fn grants_the_plugin_did_not_ask_for_have_no_effect() {
         grants,
         ..PluginSettings::default()
     };
-    let plugin = runtime().load(template_wasm(), "template", settings).unwrap();
+    let plugin = runtime()
+        .load(template_wasm(), "template", settings)
+        .unwrap();
     let meta = plugin.meta();
     assert!(meta.grants.network.is_empty());
     assert!(meta.grants.dirs.is_empty());

@@ -18,7 +18,9 @@ fn context() -> StepContext {
 #[test]
 fn template_manifest_is_read_from_its_custom_section() {
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
-    let plugin = runtime.load(template_wasm(), "template", PluginSettings::default()).unwrap();
+    let plugin = runtime
+        .load(template_wasm(), "template", PluginSettings::default())
+        .unwrap();
     let m = plugin.manifest();
     assert_eq!(m.id, "template");
     assert_eq!(m.version, semver::Version::new(0, 1, 0));
@@ -27,25 +29,37 @@ fn template_manifest_is_read_from_its_custom_section() {
     assert!(m.capabilities.network.is_empty());
     assert_eq!(m.capabilities.files, FileAccess::None);
     let exports = &plugin.meta().exports;
-    assert!(exports.iter().any(|e| e == "homeward:plugin/post-step@0.1.0"), "{exports:?}");
+    assert!(
+        exports
+            .iter()
+            .any(|e| e == "homeward:plugin/post-step@0.1.0"),
+        "{exports:?}"
+    );
 }
 
 #[test]
 fn calls_round_trip() {
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
-    let plugin = runtime.load(template_wasm(), "template", PluginSettings::default()).unwrap();
+    let plugin = runtime
+        .load(template_wasm(), "template", PluginSettings::default())
+        .unwrap();
     let mut instance = plugin.instantiate().unwrap();
     instance.ping().unwrap();
     assert_eq!(instance.ping_payload(&[]).unwrap(), 0);
     let big = vec![7u8; 1 << 20];
     assert_eq!(instance.ping_payload(&big).unwrap(), 1 << 20);
-    assert!(instance.last_call().peak_memory_bytes >= 1 << 20, "the payload was copied into guest memory");
+    assert!(
+        instance.last_call().peak_memory_bytes >= 1 << 20,
+        "the payload was copied into guest memory"
+    );
 }
 
 #[test]
 fn template_plans_then_finds_nothing_left_to_do() {
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
-    let plugin = runtime.load(template_wasm(), "template", PluginSettings::default()).unwrap();
+    let plugin = runtime
+        .load(template_wasm(), "template", PluginSettings::default())
+        .unwrap();
     let mut instance = plugin.instantiate().unwrap();
     let dir = guest_tree();
     let tree = Arc::new(DirTree::new(dir.path()).unwrap());
@@ -60,7 +74,10 @@ fn template_plans_then_finds_nothing_left_to_do() {
         "Authorized use only.\nThis machine was failed back by Homeward.\n"
     );
     // Planning never writes.
-    assert_eq!(tree.read_file("/etc/motd").unwrap(), b"Authorized use only.\n");
+    assert_eq!(
+        tree.read_file("/etc/motd").unwrap(),
+        b"Authorized use only.\n"
+    );
 
     let planned = homeward::guest_fs::PlannedChange {
         path: change.path.clone(),
@@ -70,14 +87,19 @@ fn template_plans_then_finds_nothing_left_to_do() {
     };
     tree.apply(&planned).unwrap();
     let again = instance.plan_guest_step(tree.clone(), &context()).unwrap();
-    assert!(again.changes.is_empty(), "second plan must be empty: {again:?}");
+    assert!(
+        again.changes.is_empty(),
+        "second plan must be empty: {again:?}"
+    );
 }
 
 #[test]
 fn operator_config_reaches_the_plugin() {
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
     let mut settings = PluginSettings::default();
-    settings.config.insert("message".to_string(), "Welcome home.".to_string());
+    settings
+        .config
+        .insert("message".to_string(), "Welcome home.".to_string());
     let plugin = runtime.load(template_wasm(), "template", settings).unwrap();
     let mut instance = plugin.instantiate().unwrap();
     let dir = guest_tree();
@@ -96,11 +118,21 @@ fn compile_cache_is_used_on_the_second_load() {
         ..RuntimeOptions::default()
     };
     let runtime = Runtime::new(options.clone()).unwrap();
-    let first = runtime.load(template_wasm(), "template", PluginSettings::default()).unwrap();
-    assert_eq!(first.meta().compiled_from, homeward::plugin::cache::CompileSource::Compiled);
+    let first = runtime
+        .load(template_wasm(), "template", PluginSettings::default())
+        .unwrap();
+    assert_eq!(
+        first.meta().compiled_from,
+        homeward::plugin::cache::CompileSource::Compiled
+    );
     let second = Runtime::new(options.clone()).unwrap();
-    let again = second.load(template_wasm(), "template", PluginSettings::default()).unwrap();
-    assert_eq!(again.meta().compiled_from, homeward::plugin::cache::CompileSource::Cache);
+    let again = second
+        .load(template_wasm(), "template", PluginSettings::default())
+        .unwrap();
+    assert_eq!(
+        again.meta().compiled_from,
+        homeward::plugin::cache::CompileSource::Cache
+    );
     again.instantiate().unwrap().ping().unwrap();
 
     // A damaged cache entry is recompiled, not trusted.
@@ -108,7 +140,12 @@ fn compile_cache_is_used_on_the_second_load() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let third = Runtime::new(options).unwrap();
-    let reloaded = third.load(template_wasm(), "template", PluginSettings::default()).unwrap();
-    assert_eq!(reloaded.meta().compiled_from, homeward::plugin::cache::CompileSource::Compiled);
+    let reloaded = third
+        .load(template_wasm(), "template", PluginSettings::default())
+        .unwrap();
+    assert_eq!(
+        reloaded.meta().compiled_from,
+        homeward::plugin::cache::CompileSource::Compiled
+    );
     reloaded.instantiate().unwrap().ping().unwrap();
 }

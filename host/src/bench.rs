@@ -28,7 +28,11 @@ pub struct Figure {
 }
 
 /// Median per-operation time of `batches` batches of `per_batch` runs of `op`.
-fn median_per_op(batches: usize, per_batch: u32, mut op: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Duration> {
+fn median_per_op(
+    batches: usize,
+    per_batch: u32,
+    mut op: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Duration> {
     let mut samples = Vec::with_capacity(batches);
     for _ in 0..batches {
         let start = Instant::now();
@@ -85,7 +89,12 @@ pub fn run(scale: u32) -> anyhow::Result<Vec<Figure>> {
     })?;
 
     Ok(vec![
-        Figure { name: "cold compile", median: cold, target: None, baseline: None },
+        Figure {
+            name: "cold compile",
+            median: cold,
+            target: None,
+            baseline: None,
+        },
         Figure {
             name: "load from cache",
             median: cached,
@@ -117,8 +126,13 @@ pub fn run(scale: u32) -> anyhow::Result<Vec<Figure>> {
 pub fn run_and_print(scale: u32, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let figures = run(scale)?;
-    writeln!(out, "plugin runtime benchmark: template plugin ({} bytes)", embedded::TEMPLATE.wasm.len())?;
-    writeln!(out, 
+    writeln!(
+        out,
+        "plugin runtime benchmark: template plugin ({} bytes)",
+        embedded::TEMPLATE.wasm.len()
+    )?;
+    writeln!(
+        out,
         "{:<16} {:>12} {:>10} {:>9}   {:<20} {:>12} {:>9}",
         "measure", "median", "target", "/target", "baseline", "median", "/baseline"
     )?;
@@ -129,7 +143,8 @@ pub fn run_and_print(scale: u32, out: &mut dyn Write) -> anyhow::Result<ExitCode
             Some((n, t)) => (n, format!("{t:?}"), ratio(f.median, t)),
             None => ("-", "-".to_string(), "-".to_string()),
         };
-        writeln!(out, 
+        writeln!(
+            out,
             "{:<16} {:>12} {:>10} {:>9}   {:<20} {:>12} {:>9}",
             f.name,
             format!("{:?}", f.median),
@@ -140,12 +155,19 @@ pub fn run_and_print(scale: u32, out: &mut dyn Write) -> anyhow::Result<ExitCode
             vs_base
         )?;
     }
-    writeln!(out, "(ratios: measured / reference; below 1.00x is faster) total {:?}", started.elapsed())?;
+    writeln!(
+        out,
+        "(ratios: measured / reference; below 1.00x is faster) total {:?}",
+        started.elapsed()
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn ratio(a: Duration, b: Duration) -> String {
-    format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE))
+    format!(
+        "{:.2}x",
+        a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE)
+    )
 }
 
 /// Instantiate and empty-call times with the on-demand allocator.

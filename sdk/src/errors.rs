@@ -59,21 +59,3 @@ impl From<crate::bytes::OutOfBounds> for Error {
         Error::InvalidInput(e.to_string())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constructors_fill_the_right_case() {
-        match Error::permission_denied("cannot browse", &["Datastore.Browse"]) {
-            Error::PermissionDenied(p) => {
-                assert_eq!(p.missing_privileges, vec!["Datastore.Browse".to_string()]);
-                assert_eq!(p.message, "cannot browse");
-            }
-            other => panic!("wrong case: {other:?}"),
-        }
-        assert!(Error::unavailable("busy", Some(500)).is_retryable());
-        assert!(!Error::not_found("vm-42").is_retryable());
-    }
-}

@@ -59,7 +59,8 @@ impl Url {
         }
         if authority.contains('@') {
             return Err(Error::invalid_input(
-                "URLs with user-info are refused: put credentials in the plugin's secrets".to_string(),
+                "URLs with user-info are refused: put credentials in the plugin's secrets"
+                    .to_string(),
             ));
         }
         let path_with_query = match path {
@@ -195,7 +196,11 @@ mod wasi_impl {
             Method::Head => WasiMethod::Head,
             Method::Patch => WasiMethod::Patch,
         };
-        let scheme = if url.https { Scheme::Https } else { Scheme::Http };
+        let scheme = if url.https {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
         let setup = outgoing
             .set_method(&method)
             .and_then(|()| outgoing.set_scheme(Some(&scheme)))
@@ -250,7 +255,12 @@ mod wasi_impl {
             .headers()
             .entries()
             .into_iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
             .collect();
         let body = incoming
             .consume()
@@ -304,43 +314,18 @@ mod wasi_impl {
             | ErrorCode::ConnectionReadTimeout
             | ErrorCode::ConnectionWriteTimeout
             | ErrorCode::DestinationUnavailable
-            | ErrorCode::DnsTimeout => Error::unavailable(
-                format!("cannot reach {authority}: {code:?}"),
-                None,
-            ),
-            ErrorCode::TlsCertificateError | ErrorCode::TlsProtocolError => Error::permission_denied(
-                format!("TLS with {authority} failed ({code:?}): check the endpoint's certificate or the configured CA"),
-                &[],
-            ),
-            other => Error::internal(format!("HTTP to {authority} failed: {other:?}")),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_urls_into_wasi_parts() {
-        let u = Url::parse("https://vc.lab:8443/sdk?x=1#frag").unwrap();
-        assert!(u.https);
-        assert_eq!(u.authority, "vc.lab:8443");
-        assert_eq!(u.path_with_query, "/sdk?x=1");
-        let u = Url::parse("http://127.0.0.1").unwrap();
-        assert!(!u.https);
-        assert_eq!(u.path_with_query, "/");
-        let u = Url::parse("http://h?q").unwrap();
-        assert_eq!(u.path_with_query, "/?q");
-    }
-
-    #[test]
-    fn refuses_bad_urls_with_a_reason() {
-        for bad in ["ftp://x/", "https://", "https://user:pw@host/", "host/path"] {
-            match Url::parse(bad) {
-                Err(Error::InvalidInput(msg)) => assert!(!msg.contains("pw"), "{msg}"),
-                other => panic!("{bad}: {other:?}"),
+            | ErrorCode::DnsTimeout => {
+                Error::unavailable(format!("cannot reach {authority}: {code:?}"), None)
             }
+            ErrorCode::TlsCertificateError | ErrorCode::TlsProtocolError => {
+                Error::permission_denied(
+                    format!(
+                        "TLS with {authority} failed ({code:?}): check the endpoint's certificate or the configured CA"
+                    ),
+                    &[],
+                )
+            }
+            other => Error::internal(format!("HTTP to {authority} failed: {other:?}")),
         }
     }
 }

@@ -156,8 +156,8 @@ pub mod log {
 /// The operator's configuration of this plugin (`[plugins.<id>.config]` and
 /// `[plugins.<id>.secrets]` of the plugin-set file).
 pub mod config {
-    pub use crate::host::homeward::plugin::config::{entries, get, secret};
     use crate::Error;
+    pub use crate::host::homeward::plugin::config::{entries, get, secret};
 
     /// A configuration value the plugin cannot work without.
     pub fn require(key: &str) -> Result<String, Error> {

@@ -16,7 +16,11 @@ pub enum ConfigCommand {
     Check,
 }
 
-pub fn run(cmd: ConfigCommand, config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn run(
+    cmd: ConfigCommand,
+    config: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         ConfigCommand::Check => check(config, out),
     }
@@ -25,9 +29,12 @@ pub fn run(cmd: ConfigCommand, config: Option<&Path>, out: &mut dyn Write) -> an
 fn check(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let path = match plugin_set::locate(config) {
         Source::File(path) => path,
-        Source::Embedded => bail!("no plugin-set file: pass --config FILE or create ./homeward.toml"),
+        Source::Embedded => {
+            bail!("no plugin-set file: pass --config FILE or create ./homeward.toml")
+        }
     };
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let parsed = config::parse(&text, &path);
     let mut diagnostics = parsed.diagnostics.clone();
     if let Some(set) = &parsed.set {
@@ -36,7 +43,9 @@ fn check(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode>
         // version requirement or API version is reported too.
         if !diagnostics.iter().any(Diagnostic::is_error) {
             let runtime = Runtime::new(RuntimeOptions::default())?;
-            let file = path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+            let file = path
+                .file_name()
+                .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
             for entry in &set.plugins {
                 let mut report = |severity, key: String, message: String| {
                     diagnostics.push(Diagnostic {
@@ -50,18 +59,31 @@ fn check(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode>
                 };
                 for (name, source) in &entry.secrets {
                     if let Err(e) = source.resolve() {
-                        report(Severity::Error, format!("plugins.{}.secrets.{name}", entry.id), e.to_string());
+                        report(
+                            Severity::Error,
+                            format!("plugins.{}.secrets.{name}", entry.id),
+                            e.to_string(),
+                        );
                     }
                 }
                 // Loading needs no secrets: check the plugin itself regardless.
-                let settings = PluginSettings::from_entry(&without_secrets(entry), &set.runtime).unwrap_or_default();
+                let settings = PluginSettings::from_entry(&without_secrets(entry), &set.runtime)
+                    .unwrap_or_default();
                 match runtime.load_file(&entry.path, settings) {
                     Ok(plugin) => {
                         for note in &plugin.meta().unused_grants {
-                            report(Severity::Warning, format!("plugins.{}.grants", entry.id), note.clone());
+                            report(
+                                Severity::Warning,
+                                format!("plugins.{}.grants", entry.id),
+                                note.clone(),
+                            );
                         }
                     }
-                    Err(e) => report(Severity::Error, format!("plugins.{}", entry.id), e.to_string()),
+                    Err(e) => report(
+                        Severity::Error,
+                        format!("plugins.{}", entry.id),
+                        e.to_string(),
+                    ),
                 }
             }
         }
@@ -72,8 +94,16 @@ fn check(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode>
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
-    writeln!(out, "{}: {errors} error(s), {warnings} warning(s)", path.display())?;
-    Ok(if errors > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    writeln!(
+        out,
+        "{}: {errors} error(s), {warnings} warning(s)",
+        path.display()
+    )?;
+    Ok(if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn without_secrets(entry: &PluginEntry) -> PluginEntry {

@@ -22,9 +22,14 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         cache_dir: default_cache_dir(),
         ..RuntimeOptions::default()
     })?;
-    let plugin = runtime.load(embedded::TEMPLATE.wasm, "embedded:template", PluginSettings::default())?;
+    let plugin = runtime.load(
+        embedded::TEMPLATE.wasm,
+        "embedded:template",
+        PluginSettings::default(),
+    )?;
     let m = plugin.manifest();
-    writeln!(out, 
+    writeln!(
+        out,
         "loaded plugin `{}` {} ({}, API {}, compiled from {:?}) in {:?}",
         m.id,
         m.version,
@@ -37,7 +42,10 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let guest = tempfile::tempdir().context("creating a scratch guest tree")?;
     let etc = guest.path().join("etc");
     std::fs::create_dir_all(&etc)?;
-    std::fs::write(etc.join("os-release"), "NAME=\"Rocky Linux\"\nVERSION_ID=\"9.3\"\nID=rocky\n")?;
+    std::fs::write(
+        etc.join("os-release"),
+        "NAME=\"Rocky Linux\"\nVERSION_ID=\"9.3\"\nID=rocky\n",
+    )?;
     std::fs::write(etc.join("motd"), "Authorized use only.\n")?;
     let tree = Arc::new(DirTree::new(guest.path())?);
     writeln!(out, "guest: {}", tree.describe())?;
@@ -53,15 +61,28 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     writeln!(out, "plan: {}", plan.summary)?;
     for change in &plan.changes {
         let before = tree.read_file(&change.path).ok();
-        writeln!(out, "  {:?} {} ({})", change.kind, change.path, change.reason)?;
+        writeln!(
+            out,
+            "  {:?} {} ({})",
+            change.kind, change.path, change.reason
+        )?;
         print_text(out, "    before", before.as_deref())?;
         print_text(out, "    after ", Some(&change.content))?;
         tree.apply(&to_planned(change))?;
     }
     let again = instance.plan_guest_step(tree.clone(), &context)?;
-    writeln!(out, "plan after apply: {} ({} changes)", again.summary, again.changes.len())?;
+    writeln!(
+        out,
+        "plan after apply: {} ({} changes)",
+        again.summary,
+        again.changes.len()
+    )?;
     writeln!(out, "done in {:?}", started.elapsed())?;
-    Ok(if again.changes.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if again.changes.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_text(out: &mut dyn Write, label: &str, bytes: Option<&[u8]>) -> std::io::Result<()> {

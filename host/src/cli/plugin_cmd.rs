@@ -22,7 +22,11 @@ pub enum PluginCommand {
     },
 }
 
-pub fn run(cmd: PluginCommand, config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn run(
+    cmd: PluginCommand,
+    config: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         PluginCommand::List => list(config, out),
         PluginCommand::Inspect { file } => inspect(&file, out),
@@ -37,27 +41,42 @@ fn list(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode> 
     }
     let (_runtime, entries) = plugin_set::load_all(&source)?;
     let mut failed = false;
-    writeln!(out, "{:<16} {:<9} {:<19} {:<6} {:<8} GRANTS", "ID", "VERSION", "KIND", "API", "STATUS")?;
+    writeln!(
+        out,
+        "{:<16} {:<9} {:<19} {:<6} {:<8} GRANTS",
+        "ID", "VERSION", "KIND", "API", "STATUS"
+    )?;
     for entry in &entries {
         match &entry.loaded {
             Ok(plugin) => {
                 let m = plugin.manifest();
                 let g = &plugin.meta().grants;
-                let mut grants: Vec<String> = g.network.iter().map(|h| format!("net {h}")).collect();
+                let mut grants: Vec<String> =
+                    g.network.iter().map(|h| format!("net {h}")).collect();
                 grants.extend(g.dirs.iter().map(|d| {
-                    format!("dir {}={}{}", d.guest, d.host.display(), if d.write { " (rw)" } else { "" })
+                    format!(
+                        "dir {}={}{}",
+                        d.guest,
+                        d.host.display(),
+                        if d.write { " (rw)" } else { "" }
+                    )
                 }));
                 if g.disk_write {
                     grants.push("disk-write".to_string());
                 }
-                writeln!(out, 
+                writeln!(
+                    out,
                     "{:<16} {:<9} {:<19} {:<6} {:<8} {}",
                     m.id,
                     m.version.to_string(),
                     m.kind.to_string(),
                     m.api.to_string(),
                     "ok",
-                    if grants.is_empty() { "-".to_string() } else { grants.join(", ") }
+                    if grants.is_empty() {
+                        "-".to_string()
+                    } else {
+                        grants.join(", ")
+                    }
                 )?;
                 for note in &plugin.meta().unused_grants {
                     writeln!(out, "    warning: {note}")?;
@@ -65,12 +84,20 @@ fn list(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode> 
             }
             Err(e) => {
                 failed = true;
-                writeln!(out, "{:<16} {:<9} {:<19} {:<6} {:<8} -", entry.id, "?", "?", "?", "FAILED")?;
+                writeln!(
+                    out,
+                    "{:<16} {:<9} {:<19} {:<6} {:<8} -",
+                    entry.id, "?", "?", "?", "FAILED"
+                )?;
                 writeln!(out, "    {} ({}): {e}", entry.id, entry.origin)?;
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn inspect(file: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -81,12 +108,22 @@ fn inspect(file: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     writeln!(out, "size:        {} bytes", bytes.len())?;
     writeln!(out, "id:          {}", manifest.id)?;
     writeln!(out, "version:     {}", manifest.version)?;
-    writeln!(out, "kind:        {} (world homeward:plugin/{})", manifest.kind, manifest.kind.world())?;
+    writeln!(
+        out,
+        "kind:        {} (world homeward:plugin/{})",
+        manifest.kind,
+        manifest.kind.world()
+    )?;
     let verdict = match api::select(&manifest.id, &manifest.api) {
         Ok(line) => format!("compatible (served by {line:?} bindings)"),
         Err(e) => format!("REFUSED: {e}"),
     };
-    writeln!(out, "api:         {} — this host serves {}: {verdict}", manifest.api, api::host_api())?;
+    writeln!(
+        out,
+        "api:         {} — this host serves {}: {verdict}",
+        manifest.api,
+        api::host_api()
+    )?;
     let caps = &manifest.capabilities;
     writeln!(out, "requests:")?;
     if caps.network.is_empty() {

@@ -75,7 +75,11 @@ pub fn load_all(source: &Source) -> anyhow::Result<(Runtime, Vec<Entry>)> {
                 .map(|p| Entry {
                     id: p.id.to_string(),
                     origin: "embedded".to_string(),
-                    loaded: runtime.load(p.wasm, &format!("embedded:{}", p.id), PluginSettings::default()),
+                    loaded: runtime.load(
+                        p.wasm,
+                        &format!("embedded:{}", p.id),
+                        PluginSettings::default(),
+                    ),
                 })
                 .collect();
             Ok((runtime, entries))

@@ -49,9 +49,6 @@ mod hostport;
 mod parser;
 mod secret;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -44,7 +44,9 @@ pub(crate) fn check_range(capacity: u64, offset: u64, len: usize, what: &str) ->
         Some(end) if end <= capacity => Ok(()),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{what} of {len} bytes at offset {offset} runs past the end of the {capacity}-byte disk"),
+            format!(
+                "{what} of {len} bytes at offset {offset} runs past the end of the {capacity}-byte disk"
+            ),
         )),
     }
 }

@@ -54,7 +54,9 @@ impl CompileCache {
     /// The cache file for `bytes` compiled by `engine`.
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
         let mut engine_hash = ShaHasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let engine_digest = engine_hash.0.finalize();
         let content = Sha256::digest(bytes);
         self.dir.join(format!(

@@ -80,7 +80,9 @@ pub enum PluginError {
     },
 
     /// The manifest's kind and the component's exports disagree.
-    #[error("plugin `{plugin}` declares kind `{declared}` but does not export `{missing}`: {exports}")]
+    #[error(
+        "plugin `{plugin}` declares kind `{declared}` but does not export `{missing}`: {exports}"
+    )]
     KindMismatch {
         /// Plugin id.
         plugin: String,

@@ -74,13 +74,23 @@ impl PluginInstance {
             Err(e) => {
                 self.retired = true;
                 let refused = self.store.data().memory.refused();
-                Err(match explain(&self.meta.manifest.id, "instantiate", e, &self.meta.limits, refused) {
-                    PluginError::Trap { plugin, message, .. } => PluginError::Instantiate {
-                        plugin,
-                        reason: message,
+                Err(
+                    match explain(
+                        &self.meta.manifest.id,
+                        "instantiate",
+                        e,
+                        &self.meta.limits,
+                        refused,
+                    ) {
+                        PluginError::Trap {
+                            plugin, message, ..
+                        } => PluginError::Instantiate {
+                            plugin,
+                            reason: message,
+                        },
+                        other => other,
                     },
-                    other => other,
-                })
+                )
             }
         }
     }
@@ -117,7 +127,9 @@ impl PluginInstance {
         context: &StepContext,
     ) -> Result<StepPlan, PluginError> {
         let plugin = self.meta.manifest.id.clone();
-        let answer = self.call("post-step.plan", |b, store| b.plan_guest_step(store, tree, context))?;
+        let answer = self.call("post-step.plan", |b, store| {
+            b.plan_guest_step(store, tree, context)
+        })?;
         answer.map_err(|e| PluginError::Failed {
             plugin,
             call: "post-step.plan",
@@ -128,14 +140,20 @@ impl PluginInstance {
     /// Asks a file-system handler whether `device` holds its file system. The
     /// device is lent as the `disk` resource for this call only, writable when
     /// the device is and the plugin has the `disk-write` grant.
-    pub fn probe_filesystem(&mut self, device: Arc<dyn BlockDevice>, id: &str) -> Result<ProbeResult, PluginError> {
+    pub fn probe_filesystem(
+        &mut self,
+        device: Arc<dyn BlockDevice>,
+        id: &str,
+    ) -> Result<ProbeResult, PluginError> {
         let disk = super::wit::v0_1::DiskHandle {
             id: id.to_string(),
             writable: device.writable() && self.meta.grants.disk_write,
             device,
         };
         let plugin = self.meta.manifest.id.clone();
-        let answer = self.call("filesystem.probe", |b, store| b.probe_filesystem(store, disk))?;
+        let answer = self.call("filesystem.probe", |b, store| {
+            b.probe_filesystem(store, disk)
+        })?;
         answer.map_err(|e| PluginError::Failed {
             plugin,
             call: "filesystem.probe",
@@ -156,7 +174,12 @@ impl PluginInstance {
         let Some(bindings) = self.bindings.as_ref() else {
             return Err(PluginError::Retired { plugin: plugin() });
         };
-        Self::arm_store(&mut self.store, &self.meta, self.fuel_metered, self.epoch_tick);
+        Self::arm_store(
+            &mut self.store,
+            &self.meta,
+            self.fuel_metered,
+            self.epoch_tick,
+        );
         let result = f(bindings, &mut self.store);
         self.settle();
         result.map_err(|e| {
@@ -167,12 +190,22 @@ impl PluginInstance {
     }
 
     fn arm(&mut self) {
-        Self::arm_store(&mut self.store, &self.meta, self.fuel_metered, self.epoch_tick);
+        Self::arm_store(
+            &mut self.store,
+            &self.meta,
+            self.fuel_metered,
+            self.epoch_tick,
+        );
     }
 
     /// Sets the deadline (in ticks of the runtime's epoch thread, rounded up,
     /// plus one because the current tick may be about to end) and the fuel.
-    fn arm_store(store: &mut Store<PluginState>, meta: &PluginMeta, fuel_metered: bool, tick: Duration) {
+    fn arm_store(
+        store: &mut Store<PluginState>,
+        meta: &PluginMeta,
+        fuel_metered: bool,
+        tick: Duration,
+    ) {
         let tick_ns = tick.as_nanos().max(1);
         let ticks = meta.limits.call_timeout.as_nanos().div_ceil(tick_ns) + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
@@ -186,7 +219,10 @@ impl PluginInstance {
     fn settle(&mut self) {
         let fuel_consumed = if self.fuel_metered {
             let budget = self.meta.limits.fuel.unwrap_or(u64::MAX);
-            self.store.get_fuel().ok().map(|left| budget.saturating_sub(left))
+            self.store
+                .get_fuel()
+                .ok()
+                .map(|left| budget.saturating_sub(left))
         } else {
             None
         };

@@ -3,12 +3,12 @@
 use super::api::ApiLine;
 use super::cache::CompileSource;
 use super::capability::EffectiveGrants;
+use super::error::PluginError;
 use super::instance::PluginInstance;
 use super::limits::Limits;
 use super::manifest::Manifest;
 use super::state::PluginState;
 use super::wit;
-use super::error::PluginError;
 use crate::config::{Grants, PluginEntry, RuntimeSettings, Secret, SecretError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,14 +107,16 @@ impl LoadedPlugin {
     /// A fresh instance in its own store, inside the plugin's sandbox.
     pub fn instantiate(&self) -> Result<PluginInstance, PluginError> {
         let plugin = self.meta.manifest.id.clone();
-        let state = PluginState::new(self.meta.clone()).map_err(|reason| PluginError::Instantiate {
-            plugin: plugin.clone(),
-            reason,
-        })?;
+        let state =
+            PluginState::new(self.meta.clone()).map_err(|reason| PluginError::Instantiate {
+                plugin: plugin.clone(),
+                reason,
+            })?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         store.epoch_deadline_trap();
-        let mut instance = PluginInstance::new(store, self.meta.clone(), self.fuel_metered, self.epoch_tick);
+        let mut instance =
+            PluginInstance::new(store, self.meta.clone(), self.fuel_metered, self.epoch_tick);
         instance.start(&self.pre)?;
         Ok(instance)
     }

@@ -136,7 +136,11 @@ impl Runtime {
     }
 
     /// Reads and loads a plugin file.
-    pub fn load_file(&self, path: &Path, settings: PluginSettings) -> Result<LoadedPlugin, PluginError> {
+    pub fn load_file(
+        &self,
+        path: &Path,
+        settings: PluginSettings,
+    ) -> Result<LoadedPlugin, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Io {
             path: path.to_path_buf(),
             source,
@@ -145,7 +149,12 @@ impl Runtime {
     }
 
     /// Checks, compiles and links a plugin; `name` says where the bytes came from.
-    pub fn load(&self, bytes: &[u8], name: &str, settings: PluginSettings) -> Result<LoadedPlugin, PluginError> {
+    pub fn load(
+        &self,
+        bytes: &[u8],
+        name: &str,
+        settings: PluginSettings,
+    ) -> Result<LoadedPlugin, PluginError> {
         let unexpected = |reason: String| PluginError::Unexpected {
             name: name.to_string(),
             reason,
@@ -223,10 +232,17 @@ impl Runtime {
 
     /// Compiles (or loads from the cache) without any other check: for tools
     /// and benchmarks.
-    pub fn compile(&self, bytes: &[u8], plugin: &str) -> Result<(Component, CompileSource), PluginError> {
+    pub fn compile(
+        &self,
+        bytes: &[u8],
+        plugin: &str,
+    ) -> Result<(Component, CompileSource), PluginError> {
         match &self.cache {
             Some(cache) => cache.load_or_compile(&self.engine, bytes, plugin),
-            None => Ok((cache::compile(&self.engine, bytes, plugin)?, CompileSource::Compiled)),
+            None => Ok((
+                cache::compile(&self.engine, bytes, plugin)?,
+                CompileSource::Compiled,
+            )),
         }
     }
 }
@@ -245,7 +261,9 @@ fn check_kind(manifest: &Manifest, exports: &[String]) -> Result<(), PluginError
     let main = manifest.kind.main_export();
     let wanted = format!("homeward:plugin/{main}@");
     let has_main = exports.iter().any(|e| e.starts_with(&wanted));
-    let has_probes = ["ping", "ping-payload"].iter().all(|p| exports.iter().any(|e| e == p));
+    let has_probes = ["ping", "ping-payload"]
+        .iter()
+        .all(|p| exports.iter().any(|e| e == p));
     if has_main && has_probes {
         return Ok(());
     }

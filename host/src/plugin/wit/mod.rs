@@ -44,7 +44,10 @@ impl KindPre {
         }
     }
 
-    pub(crate) fn instantiate(&self, store: &mut Store<PluginState>) -> wasmtime::Result<KindInstance> {
+    pub(crate) fn instantiate(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<KindInstance> {
         match self {
             KindPre::V0_1(pre) => Ok(KindInstance::V0_1(pre.instantiate(store)?)),
         }
@@ -58,7 +61,11 @@ impl KindInstance {
         }
     }
 
-    pub(crate) fn ping_payload(&self, store: &mut Store<PluginState>, payload: &[u8]) -> wasmtime::Result<u64> {
+    pub(crate) fn ping_payload(
+        &self,
+        store: &mut Store<PluginState>,
+        payload: &[u8],
+    ) -> wasmtime::Result<u64> {
         match self {
             KindInstance::V0_1(b) => b.ping_payload(store, payload),
         }
@@ -68,8 +75,12 @@ impl KindInstance {
         &self,
         store: &mut Store<PluginState>,
         disk: v0_1::DiskHandle,
-    ) -> wasmtime::Result<Result<v0_1::filesystem_handler::exports::homeward::plugin::filesystem::ProbeResult, v0_1::types::Error>>
-    {
+    ) -> wasmtime::Result<
+        Result<
+            v0_1::filesystem_handler::exports::homeward::plugin::filesystem::ProbeResult,
+            v0_1::types::Error,
+        >,
+    > {
         match self {
             KindInstance::V0_1(b) => b.probe_filesystem(store, disk),
         }
@@ -80,8 +91,12 @@ impl KindInstance {
         store: &mut Store<PluginState>,
         tree: Arc<dyn GuestTree>,
         context: &v0_1::guest_step::exports::homeward::plugin::post_step::StepContext,
-    ) -> wasmtime::Result<Result<v0_1::guest_step::exports::homeward::plugin::post_step::StepPlan, v0_1::types::Error>>
-    {
+    ) -> wasmtime::Result<
+        Result<
+            v0_1::guest_step::exports::homeward::plugin::post_step::StepPlan,
+            v0_1::types::Error,
+        >,
+    > {
         match self {
             KindInstance::V0_1(b) => b.plan_guest_step(store, tree, context),
         }

@@ -128,7 +128,9 @@ pub(crate) enum KindInstance {
 impl KindPre {
     pub(crate) fn new(kind: PluginKind, pre: InstancePre<PluginState>) -> wasmtime::Result<Self> {
         Ok(match kind {
-            PluginKind::HypervisorAdapter => KindPre::Hypervisor(hypervisor_adapter::HypervisorAdapterPre::new(pre)?),
+            PluginKind::HypervisorAdapter => {
+                KindPre::Hypervisor(hypervisor_adapter::HypervisorAdapterPre::new(pre)?)
+            }
             PluginKind::CloudAdapter => KindPre::Cloud(cloud_adapter::CloudAdapterPre::new(pre)?),
             PluginKind::FilesystemHandler => {
                 KindPre::Filesystem(filesystem_handler::FilesystemHandlerPre::new(pre)?)
@@ -137,7 +139,10 @@ impl KindPre {
         })
     }
 
-    pub(crate) fn instantiate(&self, store: &mut Store<PluginState>) -> wasmtime::Result<KindInstance> {
+    pub(crate) fn instantiate(
+        &self,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<KindInstance> {
         Ok(match self {
             KindPre::Hypervisor(p) => KindInstance::Hypervisor(p.instantiate(store)?),
             KindPre::Cloud(p) => KindInstance::Cloud(p.instantiate(store)?),
@@ -164,7 +169,11 @@ impl KindInstance {
         every_kind!(self, b => b.call_ping(&mut *store))
     }
 
-    pub(crate) fn ping_payload(&self, store: &mut Store<PluginState>, payload: &[u8]) -> wasmtime::Result<u64> {
+    pub(crate) fn ping_payload(
+        &self,
+        store: &mut Store<PluginState>,
+        payload: &[u8],
+    ) -> wasmtime::Result<u64> {
         every_kind!(self, b => b.call_ping_payload(&mut *store, payload))
     }
 
@@ -173,13 +182,17 @@ impl KindInstance {
         store: &mut Store<PluginState>,
         tree: Arc<dyn GuestTree>,
         context: &guest_step::exports::homeward::plugin::post_step::StepContext,
-    ) -> wasmtime::Result<Result<guest_step::exports::homeward::plugin::post_step::StepPlan, types::Error>> {
+    ) -> wasmtime::Result<
+        Result<guest_step::exports::homeward::plugin::post_step::StepPlan, types::Error>,
+    > {
         let KindInstance::GuestStep(b) = self else {
             wasmtime::bail!("not a guest-step plugin");
         };
         let root = store.data_mut().table.push(GuestFsHandle { tree })?;
         let borrowed = Resource::<GuestFsHandle>::new_borrow(root.rep());
-        let result = b.homeward_plugin_post_step().call_plan(&mut *store, borrowed, context);
+        let result = b
+            .homeward_plugin_post_step()
+            .call_plan(&mut *store, borrowed, context);
         // The handle is the host's: take it back whatever the plugin did.
         store.data_mut().table.delete(root)?;
         result
@@ -192,13 +205,20 @@ impl KindInstance {
         &self,
         store: &mut Store<PluginState>,
         disk: DiskHandle,
-    ) -> wasmtime::Result<Result<filesystem_handler::exports::homeward::plugin::filesystem::ProbeResult, types::Error>> {
+    ) -> wasmtime::Result<
+        Result<
+            filesystem_handler::exports::homeward::plugin::filesystem::ProbeResult,
+            types::Error,
+        >,
+    > {
         let KindInstance::Filesystem(b) = self else {
             wasmtime::bail!("not a filesystem-handler plugin");
         };
         let handle = store.data_mut().table.push(disk)?;
         let borrowed = Resource::<DiskHandle>::new_borrow(handle.rep());
-        let result = b.homeward_plugin_filesystem().call_probe(&mut *store, borrowed);
+        let result = b
+            .homeward_plugin_filesystem()
+            .call_probe(&mut *store, borrowed);
         store.data_mut().table.delete(handle)?;
         result
     }
@@ -229,9 +249,13 @@ impl From<GuestFsError> for types::Error {
         let message = e.to_string();
         match e {
             GuestFsError::NotFound(_) => types::Error::NotFound(message),
-            GuestFsError::InvalidPath { .. } | GuestFsError::WrongKind { .. } => types::Error::InvalidInput(message),
+            GuestFsError::InvalidPath { .. } | GuestFsError::WrongKind { .. } => {
+                types::Error::InvalidInput(message)
+            }
             GuestFsError::TooLarge { .. } => types::Error::Unsupported(message),
-            GuestFsError::SymlinkLoop(_) | GuestFsError::Io { .. } => types::Error::Internal(message),
+            GuestFsError::SymlinkLoop(_) | GuestFsError::Io { .. } => {
+                types::Error::Internal(message)
+            }
         }
     }
 }
@@ -240,10 +264,12 @@ fn io_to_wit(e: std::io::Error, what: &str) -> types::Error {
     let message = format!("{what}: {e}");
     match e.kind() {
         std::io::ErrorKind::InvalidInput => types::Error::InvalidInput(message),
-        std::io::ErrorKind::PermissionDenied => types::Error::PermissionDenied(types::PermissionDenied {
-            message,
-            missing_privileges: Vec::new(),
-        }),
+        std::io::ErrorKind::PermissionDenied => {
+            types::Error::PermissionDenied(types::PermissionDenied {
+                message,
+                missing_privileges: Vec::new(),
+            })
+        }
         std::io::ErrorKind::NotFound => types::Error::NotFound(message),
         _ => types::Error::Internal(message),
     }
@@ -285,7 +311,12 @@ impl config::Host for PluginState {
     }
 
     fn entries(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self.meta.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .meta
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn secret(&mut self, key: String) -> wasmtime::Result<Option<String>> {
@@ -334,13 +365,15 @@ impl disk::HostDisk for PluginState {
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let d = self.table.get(&disk)?;
         if !d.writable {
-            return Ok(Err(types::Error::PermissionDenied(types::PermissionDenied {
-                message: format!(
-                    "disk {} is read-only for this plugin: writing needs `disk-write` in the manifest and in the operator's grants",
-                    d.id
-                ),
-                missing_privileges: vec!["disk-write".to_string()],
-            })));
+            return Ok(Err(types::Error::PermissionDenied(
+                types::PermissionDenied {
+                    message: format!(
+                        "disk {} is read-only for this plugin: writing needs `disk-write` in the manifest and in the operator's grants",
+                        d.id
+                    ),
+                    missing_privileges: vec!["disk-write".to_string()],
+                },
+            )));
         }
         if data.len() > MAX_DISK_IO {
             return Ok(Err(types::Error::InvalidInput(format!(
@@ -355,7 +388,9 @@ impl disk::HostDisk for PluginState {
 
     fn flush(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<Result<(), types::Error>> {
         let d = self.table.get(&disk)?;
-        Ok(d.device.flush().map_err(|e| io_to_wit(e, &format!("flushing disk {}", d.id))))
+        Ok(d.device
+            .flush()
+            .map_err(|e| io_to_wit(e, &format!("flushing disk {}", d.id))))
     }
 
     fn drop(&mut self, disk: Resource<DiskHandle>) -> wasmtime::Result<()> {
@@ -387,7 +422,11 @@ fn kind_to_wit(k: guest_fs::FileKind) -> types::FileKind {
 impl guest_fs_api::Host for PluginState {}
 
 impl guest_fs_api::HostGuestFs for PluginState {
-    fn stat(&mut self, fs: Resource<GuestFsHandle>, path: String) -> wasmtime::Result<Result<types::FileStat, types::Error>> {
+    fn stat(
+        &mut self,
+        fs: Resource<GuestFsHandle>,
+        path: String,
+    ) -> wasmtime::Result<Result<types::FileStat, types::Error>> {
         let tree = &self.table.get(&fs)?.tree;
         Ok(tree.stat(&path).map(stat_to_wit).map_err(Into::into))
     }
@@ -412,12 +451,20 @@ impl guest_fs_api::HostGuestFs for PluginState {
             .map_err(Into::into))
     }
 
-    fn read_file(&mut self, fs: Resource<GuestFsHandle>, path: String) -> wasmtime::Result<Result<Vec<u8>, types::Error>> {
+    fn read_file(
+        &mut self,
+        fs: Resource<GuestFsHandle>,
+        path: String,
+    ) -> wasmtime::Result<Result<Vec<u8>, types::Error>> {
         let tree = &self.table.get(&fs)?.tree;
         Ok(tree.read_file(&path).map_err(Into::into))
     }
 
-    fn read_link(&mut self, fs: Resource<GuestFsHandle>, path: String) -> wasmtime::Result<Result<String, types::Error>> {
+    fn read_link(
+        &mut self,
+        fs: Resource<GuestFsHandle>,
+        path: String,
+    ) -> wasmtime::Result<Result<String, types::Error>> {
         let tree = &self.table.get(&fs)?.tree;
         Ok(tree.read_link(&path).map_err(Into::into))
     }

@@ -1,9 +1,14 @@
-//! Behavioural tests for the whole module (parse → check_files → resolve).
+//! Parsing the plugin-set file (`homeward.toml`): the values a valid file
+//! yields, every problem of a broken one with its location, and the
+//! diagnostics themselves (positions, "did you mean" hints, display form).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::*;
+use homeward::config::{
+    Diagnostic, DirGrant, Grants, HostPort, PluginEntry, RuntimeSettings, SecretSource, Severity,
+    line_col, load, parse,
+};
 
 const DIGEST: &str = "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824";
 
@@ -341,142 +346,6 @@ fn toml_syntax_error_gives_its_line_and_nothing_else() {
 }
 
 #[test]
-fn secrets_are_never_printed() {
-    let text = "[plugins.a]\npath = \"a\"\n[plugins.a.secrets]\npw = \"s3cr3t-value\"\n";
-    let p = parse(text, &src());
-    assert_eq!(
-        summary(&p.diagnostics),
-        [(4, Severity::Warning, "plugins.a.secrets.pw")]
-    );
-    let set = p.set.unwrap();
-    let everything = format!("{set:?} {:?} {}", p.diagnostics, p.diagnostics[0]);
-    assert!(!everything.contains("s3cr3t"), "{everything}");
-    assert!(everything.contains("<redacted>"));
-
-    let src_ = &set.plugins[0].secrets["pw"];
-    let secret = src_.resolve().unwrap();
-    assert_eq!(secret.expose(), "s3cr3t-value");
-    assert_eq!(format!("{secret}"), "<redacted>");
-    assert_eq!(format!("{secret:?}"), "<redacted>");
-}
-
-#[test]
-fn env_secret_resolution() {
-    // PATH is always set under `cargo test`; avoids unsafe `set_var`.
-    let expected = std::env::var("PATH").unwrap();
-    let s = SecretSource::Env("PATH".into()).resolve().unwrap();
-    assert_eq!(s.expose(), expected);
-
-    let name = "HOMEWARD_TEST_SURELY_UNSET_7F3A";
-    let err = SecretSource::Env(name.into()).resolve().unwrap_err();
-    assert!(matches!(err, SecretError::EnvMissing { .. }));
-    assert!(err.to_string().contains(name));
-}
-
-#[test]
-fn file_secret_resolution() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("key.txt"), "s3cret-file-value\n").unwrap();
-    std::fs::write(dir.path().join("crlf.txt"), "v2\r\n").unwrap();
-    let config = dir.path().join("homeward.toml");
-    let text = "[plugins.a]\npath = \"a\"\n[plugins.a.secrets]\nk = { file = \"key.txt\" }\n\
-                c = { file = \"crlf.txt\" }\nm = { file = \"missing.txt\" }\n";
-    let set = parse(text, &config).set.unwrap();
-    let secrets = &set.plugins[0].secrets;
-    assert_eq!(secrets["k"], SecretSource::File(dir.path().join("key.txt")));
-    assert_eq!(
-        secrets["k"].resolve().unwrap().expose(),
-        "s3cret-file-value"
-    );
-    assert_eq!(secrets["c"].resolve().unwrap().expose(), "v2");
-
-    let err = secrets["m"].resolve().unwrap_err();
-    let shown = err.to_string();
-    assert!(shown.contains(&dir.path().join("missing.txt").display().to_string()));
-    assert!(!format!("{shown} {err:?}").contains("s3cret"));
-}
-
-#[test]
-fn check_files_catches_missing_file_wrong_digest_and_bad_dirs() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(d.join("good.wasm"), b"hello").unwrap();
-    std::fs::write(d.join("bad.wasm"), b"tampered").unwrap();
-    std::fs::create_dir(d.join("data")).unwrap();
-    let hello = DIGEST.to_ascii_lowercase(); // sha256("hello")
-    let text = format!(
-        r#"[plugins.good]
-path = "good.wasm"
-sha256 = "{hello}"
-dirs-unused = 1
-"#
-    );
-    // Unknown key above is an error; fix it and build the real file.
-    assert!(parse(&text, &d.join("homeward.toml")).has_errors());
-
-    let text = format!(
-        r#"[plugins.good]
-path = "good.wasm"
-sha256 = "{hello}"
-grants.dirs = [{{ host = "data", guest = "/data" }}]
-
-[plugins.bad]
-path = "bad.wasm"
-sha256 = "{hello}"
-
-[plugins.missing]
-path = "nope.wasm"
-
-[plugins.dirs]
-path = "good.wasm"
-[[plugins.dirs.grants.dirs]]
-host = "no-such-dir"
-guest = "/a"
-[[plugins.dirs.grants.dirs]]
-host = "good.wasm"
-guest = "/b"
-"#
-    );
-    let config = d.join("homeward.toml");
-    std::fs::write(&config, &text).unwrap();
-    let parsed = load(&config).unwrap();
-    assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-    let set = parsed.set.unwrap();
-
-    assert_eq!(
-        sha256_file(&d.join("good.wasm")).unwrap().to_vec(),
-        hex::decode(&hello).unwrap()
-    );
-
-    let diags = check_files(&set, &text);
-    assert_eq!(
-        summary(&diags),
-        [
-            (8, Severity::Error, "plugins.bad.sha256"),
-            (11, Severity::Error, "plugins.missing.path"),
-            (16, Severity::Error, "plugins.dirs.grants.dirs[0].host"),
-            (19, Severity::Error, "plugins.dirs.grants.dirs[1].host"),
-        ]
-    );
-    let actual = hex::encode(sha256_file(&d.join("bad.wasm")).unwrap());
-    assert!(diags[0].message.contains(&hello) && diags[0].message.contains(&actual));
-    assert!(diags[1].message.contains("nope.wasm"));
-    assert!(diags[3].message.contains("not a directory"));
-
-    // Without matching text, locations fall back to the plugin's line.
-    let diags = check_files(&set, "");
-    assert_eq!(diags[0].line, 6);
-
-    // A directory given as the plugin path is not a readable file.
-    let mut set2 = set.clone();
-    set2.plugins[0].path = d.join("data");
-    set2.plugins[0].sha256 = None;
-    let diags = check_files(&set2, &text);
-    assert_eq!(diags[0].key, "plugins.good.path");
-    assert_eq!(diags[0].line, 2);
-}
-
-#[test]
 fn load_reports_io_errors() {
     assert!(load(Path::new("/definitely/not/here/homeward.toml")).is_err());
 }
@@ -507,4 +376,70 @@ fn never_panics_on_mangled_input() {
         let p = parse(weird, &src());
         assert!(p.set.is_none(), "{weird:?}");
     }
+}
+
+#[test]
+fn line_col_is_one_based_and_never_panics() {
+    let text = "ab\ncdé\nx";
+    assert_eq!(line_col(text, 0), (1, 1));
+    assert_eq!(line_col(text, 3), (2, 1));
+    assert_eq!(line_col(text, 7), (2, 4)); // after 'é' (2 bytes)
+    assert_eq!(line_col(text, 6), (2, 3)); // inside 'é' -> its start
+    assert_eq!(line_col(text, 1000), (3, 2));
+    assert_eq!(line_col("", 5), (1, 1));
+}
+
+#[test]
+fn unknown_keys_suggest_the_closest_known_key() {
+    // The suggestion is the known key within two edits, or the same key once
+    // `_` is read as `-`; with no such key the message lists the known keys.
+    let text = "[plugins.a]\npath = \"a\"\ncall-timeot-ms = 1\nmemory_limit_mib = 1\npth = \"b\"\ncolour = \"blue\"\n";
+    let p = parse(text, &src());
+    assert_eq!(
+        summary(&p.diagnostics),
+        [
+            (3, Severity::Error, "plugins.a.call-timeot-ms"),
+            (4, Severity::Error, "plugins.a.memory_limit_mib"),
+            (5, Severity::Error, "plugins.a.pth"),
+            (6, Severity::Error, "plugins.a.colour"),
+        ]
+    );
+    let messages: Vec<&str> = p.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages[0].ends_with("did you mean `call-timeout-ms`?"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].ends_with("did you mean `memory-limit-mib`?"),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].ends_with("did you mean `path`?"),
+        "{}",
+        messages[2]
+    );
+    assert!(!messages[3].contains("did you mean"), "{}", messages[3]);
+    assert!(
+        messages[3].contains("expected one of: path, sha256,"),
+        "{}",
+        messages[3]
+    );
+}
+
+#[test]
+fn display_format() {
+    let d = Diagnostic {
+        severity: Severity::Error,
+        file: "homeward.toml".into(),
+        line: 12,
+        column: 5,
+        key: "plugins.vcenter.sha256".into(),
+        message: "expected 64 hex digits, found 12".into(),
+    };
+    assert_eq!(
+        d.to_string(),
+        "homeward.toml:12:5: error: plugins.vcenter.sha256: expected 64 hex digits, found 12"
+    );
 }
