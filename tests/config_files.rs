@@ -1,17 +1,11 @@
 //! `check_files`: plugin files and granted directories verified on disk
 //! (missing file, wrong digest, bad directories), with their locations.
 
-use homeward::config::{Diagnostic, Severity, check_files, load, parse, sha256_file};
+use homeward::config::{Severity, check_files, load, parse, sha256_file};
+use homeward_tests::diagnostic_summary;
 
 /// `sha256("hello")`.
 const DIGEST: &str = "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824";
-
-/// (line, severity, key) triples, the essence of a diagnostics list.
-fn summary(d: &[Diagnostic]) -> Vec<(usize, Severity, &str)> {
-    d.iter()
-        .map(|d| (d.line, d.severity, d.key.as_str()))
-        .collect()
-}
 
 #[test]
 fn check_files_catches_missing_file_wrong_digest_and_bad_dirs() {
@@ -67,7 +61,7 @@ guest = "/b"
 
     let diags = check_files(&set, &text);
     assert_eq!(
-        summary(&diags),
+        diagnostic_summary(&diags),
         [
             (8, Severity::Error, "plugins.bad.sha256"),
             (11, Severity::Error, "plugins.missing.path"),

@@ -2,6 +2,7 @@
 //! yields, every problem of a broken one with its location, and the
 //! diagnostics themselves (positions, "did you mean" hints, display form).
 
+use homeward_tests::{config_source, diagnostic_summary};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,29 +48,18 @@ key = { file = "keys/vc.key" }
 path = "/opt/alpha.wasm"
 "#;
 
-fn src() -> PathBuf {
-    PathBuf::from("/etc/homeward/homeward.toml")
-}
-
-/// (line, severity, key) triples, the essence of a diagnostics list.
-fn summary(d: &[Diagnostic]) -> Vec<(usize, Severity, &str)> {
-    d.iter()
-        .map(|d| (d.line, d.severity, d.key.as_str()))
-        .collect()
-}
-
 #[test]
 fn valid_file_parses_to_expected_values() {
-    let parsed = parse(VALID, &src());
+    let parsed = parse(VALID, &config_source());
     // The only remark is the duplicate network grant (localhost == 127.0.0.1).
     assert_eq!(
-        summary(&parsed.diagnostics),
+        diagnostic_summary(&parsed.diagnostics),
         [(16, Severity::Warning, "plugins.vcenter.grants.network[3]")]
     );
     assert!(parsed.diagnostics[0].message.contains("127.0.0.1:8989"));
     let set = parsed.set.expect("valid file");
 
-    assert_eq!(set.source, src());
+    assert_eq!(set.source, config_source());
     assert_eq!(
         set.runtime,
         RuntimeSettings {
@@ -203,12 +193,12 @@ path = "e.wasm"
 
 #[test]
 fn broken_file_reports_every_problem_with_its_location() {
-    let parsed = parse(BROKEN, &src());
+    let parsed = parse(BROKEN, &config_source());
     assert!(parsed.set.is_none());
     assert!(parsed.has_errors());
     use Severity::{Error as E, Warning as W};
     assert_eq!(
-        summary(&parsed.diagnostics),
+        diagnostic_summary(&parsed.diagnostics),
         [
             (2, E, "runtime.memory-limit-mib"),
             (3, E, "runtime.call-timeot-ms"),
@@ -287,34 +277,43 @@ fn broken_file_reports_every_problem_with_its_location() {
 
 #[test]
 fn structural_errors() {
-    let p = parse("", &src());
-    assert_eq!(summary(&p.diagnostics), [(1, Severity::Error, "plugins")]);
+    let p = parse("", &config_source());
+    assert_eq!(
+        diagnostic_summary(&p.diagnostics),
+        [(1, Severity::Error, "plugins")]
+    );
 
-    let p = parse("[plugins]\n", &src());
-    assert_eq!(summary(&p.diagnostics), [(1, Severity::Error, "plugins")]);
+    let p = parse("[plugins]\n", &config_source());
+    assert_eq!(
+        diagnostic_summary(&p.diagnostics),
+        [(1, Severity::Error, "plugins")]
+    );
     assert!(p.set.is_none());
 
-    let p = parse("[plugins.a]\nversion = \"1\"\n", &src());
+    let p = parse("[plugins.a]\nversion = \"1\"\n", &config_source());
     assert_eq!(
-        summary(&p.diagnostics),
+        diagnostic_summary(&p.diagnostics),
         [(1, Severity::Error, "plugins.a.path")]
     );
 
-    let p = parse("plugins = 3\n", &src());
+    let p = parse("plugins = 3\n", &config_source());
     assert_eq!(p.diagnostics[0].message, "expected a table, found integer");
 
-    let p = parse("[plugins]\n\"my.plugin\" = { path = \"a\" }\n", &src());
+    let p = parse(
+        "[plugins]\n\"my.plugin\" = { path = \"a\" }\n",
+        &config_source(),
+    );
     assert_eq!(
-        summary(&p.diagnostics),
+        diagnostic_summary(&p.diagnostics),
         [(2, Severity::Error, "plugins.\"my.plugin\"")]
     );
 
     let p = parse(
         "[plugins.a]\npath = \"a\"\nsha256 = \"zz\"\n[plugins.a.secrets]\nx = {}\ny = { envv = \"X\" }\n",
-        &src(),
+        &config_source(),
     );
     assert_eq!(
-        summary(&p.diagnostics),
+        diagnostic_summary(&p.diagnostics),
         [
             (3, Severity::Error, "plugins.a.sha256"),
             (5, Severity::Error, "plugins.a.secrets.x"),
@@ -328,7 +327,7 @@ fn structural_errors() {
 #[test]
 fn toml_syntax_error_gives_its_line_and_nothing_else() {
     let text = "[plugins.a]\npath = \"a.wasm\"\noops = = 1\n";
-    let p = parse(text, &src());
+    let p = parse(text, &config_source());
     assert!(p.set.is_none());
     assert_eq!(p.diagnostics.len(), 1);
     assert_eq!(p.diagnostics[0].line, 3);
@@ -336,11 +335,17 @@ fn toml_syntax_error_gives_its_line_and_nothing_else() {
     assert!(p.diagnostics[0].to_string().starts_with("homeward.toml:3:"));
 
     // Duplicate keys are syntax errors too.
-    let p = parse("[plugins.a]\npath = \"a\"\npath = \"b\"\n", &src());
+    let p = parse(
+        "[plugins.a]\npath = \"a\"\npath = \"b\"\n",
+        &config_source(),
+    );
     assert_eq!((p.diagnostics.len(), p.diagnostics[0].line), (1, 3));
 
     // A syntax error on a secret's line must not quote the secret.
-    let p = parse("[plugins.a.secrets]\npw = \"s3cr3t-value\n", &src());
+    let p = parse(
+        "[plugins.a.secrets]\npw = \"s3cr3t-value\n",
+        &config_source(),
+    );
     assert_eq!((p.diagnostics.len(), p.diagnostics[0].line), (1, 2));
     assert!(!format!("{:?} {}", p.diagnostics, p.diagnostics[0]).contains("s3cr3t"));
 }
@@ -355,13 +360,13 @@ fn never_panics_on_mangled_input() {
     let inputs = [VALID, BROKEN];
     for text in inputs {
         for (i, _) in text.char_indices() {
-            let _ = parse(&text[..i], &src());
+            let _ = parse(&text[..i], &config_source());
             let mut mangled = text.to_owned();
             mangled.replace_range(
                 i..i + text[i..].chars().next().map_or(0, char::len_utf8),
                 "\"",
             );
-            let _ = parse(&mangled, &src());
+            let _ = parse(&mangled, &config_source());
         }
     }
     for weird in [
@@ -373,7 +378,7 @@ fn never_panics_on_mangled_input() {
         "[[plugins]]\npath=\"a\"",
         "[plugins.a]\npath=\"a\"\nsha256=\"ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé\"",
     ] {
-        let p = parse(weird, &src());
+        let p = parse(weird, &config_source());
         assert!(p.set.is_none(), "{weird:?}");
     }
 }
@@ -394,9 +399,9 @@ fn unknown_keys_suggest_the_closest_known_key() {
     // The suggestion is the known key within two edits, or the same key once
     // `_` is read as `-`; with no such key the message lists the known keys.
     let text = "[plugins.a]\npath = \"a\"\ncall-timeot-ms = 1\nmemory_limit_mib = 1\npth = \"b\"\ncolour = \"blue\"\n";
-    let p = parse(text, &src());
+    let p = parse(text, &config_source());
     assert_eq!(
-        summary(&p.diagnostics),
+        diagnostic_summary(&p.diagnostics),
         [
             (3, Severity::Error, "plugins.a.call-timeot-ms"),
             (4, Severity::Error, "plugins.a.memory_limit_mib"),

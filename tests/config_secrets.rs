@@ -1,27 +1,16 @@
 //! Plugin secrets: inline, `{ env = … }` and `{ file = … }` sources, resolved
 //! late and never printed.
 
-use std::path::PathBuf;
+use homeward_tests::{config_source, diagnostic_summary};
 
-use homeward::config::{Diagnostic, SecretError, SecretSource, Severity, parse};
-
-fn src() -> PathBuf {
-    PathBuf::from("/etc/homeward/homeward.toml")
-}
-
-/// (line, severity, key) triples, the essence of a diagnostics list.
-fn summary(d: &[Diagnostic]) -> Vec<(usize, Severity, &str)> {
-    d.iter()
-        .map(|d| (d.line, d.severity, d.key.as_str()))
-        .collect()
-}
+use homeward::config::{SecretError, SecretSource, Severity, parse};
 
 #[test]
 fn secrets_are_never_printed() {
     let text = "[plugins.a]\npath = \"a\"\n[plugins.a.secrets]\npw = \"s3cr3t-value\"\n";
-    let p = parse(text, &src());
+    let p = parse(text, &config_source());
     assert_eq!(
-        summary(&p.diagnostics),
+        diagnostic_summary(&p.diagnostics),
         [(4, Severity::Warning, "plugins.a.secrets.pw")]
     );
     let set = p.set.unwrap();

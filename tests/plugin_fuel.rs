@@ -4,9 +4,10 @@
 
 use homeward::config::Grants;
 use homeward::guest_fs::DirTree;
-use homeward::plugin::instance::StepContext;
 use homeward::plugin::{Limits, PluginError, PluginSettings, Runtime, RuntimeOptions};
-use homeward_tests::{guest_tree, sandbox_probe_path, template_wasm};
+use homeward_tests::{
+    guest_tree, plan_on_guest_tree, sandbox_probe_path, step_context, template_wasm,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,11 +37,7 @@ fn fuel_costs_are_deterministic() {
 
     let dir = guest_tree();
     let tree = Arc::new(DirTree::new(dir.path()).unwrap());
-    let context = StepContext {
-        vm_name: "web01".to_string(),
-        recorded_nics: Vec::new(),
-        mac_map: Vec::new(),
-    };
+    let context = step_context("web01");
     let plan_cost = || {
         let mut instance = plugin.instantiate().unwrap();
         instance.plan_guest_step(tree.clone(), &context).unwrap();
@@ -75,18 +72,7 @@ fn a_call_that_spends_its_budget_is_stopped() {
         ..PluginSettings::default()
     };
     let plugin = runtime.load_file(&sandbox_probe_path(), settings).unwrap();
-    let dir = guest_tree();
-    let tree = Arc::new(DirTree::new(dir.path()).unwrap());
-    let context = StepContext {
-        vm_name: "probe".to_string(),
-        recorded_nics: Vec::new(),
-        mac_map: Vec::new(),
-    };
-    let err = plugin
-        .instantiate()
-        .unwrap()
-        .plan_guest_step(tree, &context)
-        .unwrap_err();
+    let err = plan_on_guest_tree(&plugin).unwrap_err();
     match &err {
         PluginError::OutOfFuel { plugin, fuel, .. } => {
             assert_eq!(plugin, "sandbox-probe");

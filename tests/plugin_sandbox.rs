@@ -4,11 +4,13 @@
 
 use homeward::config::{DirGrant, Grants};
 use homeward::guest_fs::DirTree;
-use homeward::plugin::instance::{StepContext, StepPlan};
+use homeward::plugin::instance::StepPlan;
 use homeward::plugin::{
     Failure, Limits, LoadedPlugin, PluginError, PluginSettings, Runtime, RuntimeOptions,
 };
-use homeward_tests::{HttpServer, guest_tree, sandbox_probe_path, template_wasm};
+use homeward_tests::{
+    HttpServer, guest_tree, plan_on_guest_tree, sandbox_probe_path, step_context, template_wasm,
+};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -52,17 +54,6 @@ fn probe(config: &[(&str, &str)], grants: Grants) -> LoadedPlugin {
         .unwrap()
 }
 
-fn run(plugin: &LoadedPlugin) -> Result<StepPlan, PluginError> {
-    let dir = guest_tree();
-    let tree = Arc::new(DirTree::new(dir.path()).unwrap());
-    let context = StepContext {
-        vm_name: "probe".to_string(),
-        recorded_nics: Vec::new(),
-        mac_map: Vec::new(),
-    };
-    plugin.instantiate()?.plan_guest_step(tree, &context)
-}
-
 fn denied_message(result: Result<StepPlan, PluginError>) -> String {
     match result {
         Err(PluginError::Failed {
@@ -86,7 +77,7 @@ fn files_are_reachable_only_inside_granted_directories() {
         ..Grants::default()
     };
 
-    let inside = run(&probe(
+    let inside = plan_on_guest_tree(&probe(
         &[("action", "read-file"), ("path", "/data/inside.txt")],
         grants.clone(),
     ))
@@ -98,7 +89,7 @@ fn files_are_reachable_only_inside_granted_directories() {
         "/data/../etc/passwd",
         "/data/../../../../etc/passwd",
     ] {
-        let message = denied_message(run(&probe(
+        let message = denied_message(plan_on_guest_tree(&probe(
             &[("action", "read-file"), ("path", path)],
             grants.clone(),
         )));
@@ -115,7 +106,7 @@ fn outgoing_http_reaches_only_granted_destinations() {
         ..Grants::default()
     };
 
-    let ok = run(&probe(
+    let ok = plan_on_guest_tree(&probe(
         &[("action", "fetch"), ("url", &granted.url())],
         grants.clone(),
     ))
@@ -131,7 +122,7 @@ fn outgoing_http_reaches_only_granted_destinations() {
 
     // `localhost` is the same destination as 127.0.0.1 once normalised.
     let port = granted.authority().rsplit(':').next().unwrap().to_string();
-    let via_name = run(&probe(
+    let via_name = plan_on_guest_tree(&probe(
         &[
             ("action", "fetch"),
             ("url", &format!("http://localhost:{port}/")),
@@ -141,7 +132,7 @@ fn outgoing_http_reaches_only_granted_destinations() {
     .unwrap();
     assert_eq!(via_name.notes[0], "status 200");
 
-    let message = denied_message(run(&probe(
+    let message = denied_message(plan_on_guest_tree(&probe(
         &[("action", "fetch"), ("url", &other.url())],
         grants.clone(),
     )));
@@ -164,7 +155,7 @@ fn no_sockets_and_no_environment() {
         ..Grants::default()
     };
     // Even a destination granted for HTTP cannot be reached with a raw socket.
-    let message = denied_message(run(&probe(
+    let message = denied_message(plan_on_guest_tree(&probe(
         &[("action", "connect"), ("address", &server.authority())],
         grants,
     )));
@@ -173,7 +164,7 @@ fn no_sockets_and_no_environment() {
 
     // SAFETY-free check that the host has an environment the plugin must not see.
     assert!(std::env::var_os("PATH").is_some());
-    let env = run(&probe(&[("action", "env")], Grants::default())).unwrap();
+    let env = plan_on_guest_tree(&probe(&[("action", "env")], Grants::default())).unwrap();
     assert!(env.notes.is_empty(), "the plugin saw {:?}", env.notes);
 }
 
@@ -232,11 +223,7 @@ fn a_runaway_loop_is_stopped_at_the_deadline_while_others_keep_answering() {
     let mut instance = plugin.instantiate().unwrap();
     let dir = guest_tree();
     let tree = Arc::new(DirTree::new(dir.path()).unwrap());
-    let context = StepContext {
-        vm_name: "probe".to_string(),
-        recorded_nics: Vec::new(),
-        mac_map: Vec::new(),
-    };
+    let context = step_context("probe");
     let err = instance
         .plan_guest_step(tree.clone(), &context)
         .unwrap_err();
@@ -271,7 +258,7 @@ fn a_runaway_loop_is_stopped_at_the_deadline_while_others_keep_answering() {
 fn a_memory_hog_is_stopped_at_its_cap_while_others_keep_answering() {
     let bystander = Bystander::start();
     let before = bystander.answers();
-    let err = run(&probe(&[("action", "alloc")], Grants::default())).unwrap_err();
+    let err = plan_on_guest_tree(&probe(&[("action", "alloc")], Grants::default())).unwrap_err();
     match &err {
         PluginError::MemoryLimit {
             plugin,
@@ -299,7 +286,7 @@ fn a_memory_hog_is_stopped_at_its_cap_while_others_keep_answering() {
 
 #[test]
 fn a_panic_is_a_trap_that_names_the_plugin() {
-    let err = run(&probe(&[("action", "panic")], Grants::default())).unwrap_err();
+    let err = plan_on_guest_tree(&probe(&[("action", "panic")], Grants::default())).unwrap_err();
     match &err {
         PluginError::Trap { plugin, call, .. } => {
             assert_eq!(plugin, "sandbox-probe");

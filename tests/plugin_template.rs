@@ -2,18 +2,10 @@
 
 use homeward::guest_fs::{DirTree, GuestTree};
 use homeward::plugin::capability::FileAccess;
-use homeward::plugin::instance::{ChangeKind, StepContext};
+use homeward::plugin::instance::ChangeKind;
 use homeward::plugin::{PluginKind, PluginSettings, Runtime, RuntimeOptions};
-use homeward_tests::{guest_tree, template_wasm};
+use homeward_tests::{guest_tree, step_context, template_wasm};
 use std::sync::Arc;
-
-fn context() -> StepContext {
-    StepContext {
-        vm_name: "web01".to_string(),
-        recorded_nics: Vec::new(),
-        mac_map: Vec::new(),
-    }
-}
 
 #[test]
 fn template_manifest_is_read_from_its_custom_section() {
@@ -64,7 +56,9 @@ fn template_plans_then_finds_nothing_left_to_do() {
     let dir = guest_tree();
     let tree = Arc::new(DirTree::new(dir.path()).unwrap());
 
-    let plan = instance.plan_guest_step(tree.clone(), &context()).unwrap();
+    let plan = instance
+        .plan_guest_step(tree.clone(), &step_context("web01"))
+        .unwrap();
     assert_eq!(plan.changes.len(), 1, "{plan:?}");
     let change = &plan.changes[0];
     assert_eq!(change.path, "/etc/motd");
@@ -86,7 +80,9 @@ fn template_plans_then_finds_nothing_left_to_do() {
         mode: change.mode,
     };
     tree.apply(&planned).unwrap();
-    let again = instance.plan_guest_step(tree.clone(), &context()).unwrap();
+    let again = instance
+        .plan_guest_step(tree.clone(), &step_context("web01"))
+        .unwrap();
     assert!(
         again.changes.is_empty(),
         "second plan must be empty: {again:?}"
@@ -105,7 +101,9 @@ fn operator_config_reaches_the_plugin() {
     let dir = guest_tree();
     std::fs::remove_file(dir.path().join("etc/motd")).unwrap();
     let tree = Arc::new(DirTree::new(dir.path()).unwrap());
-    let plan = instance.plan_guest_step(tree, &context()).unwrap();
+    let plan = instance
+        .plan_guest_step(tree, &step_context("web01"))
+        .unwrap();
     assert_eq!(plan.changes[0].kind, ChangeKind::CreateFile);
     assert_eq!(plan.changes[0].content, b"Welcome home.\n");
 }

@@ -40,6 +40,42 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A made-up plugin-set path for parsing text that never touches the disk.
+pub fn config_source() -> PathBuf {
+    PathBuf::from("/etc/homeward/homeward.toml")
+}
+
+/// (line, severity, key) triples, the essence of a diagnostics list.
+pub fn diagnostic_summary(
+    diagnostics: &[homeward::config::Diagnostic],
+) -> Vec<(usize, homeward::config::Severity, &str)> {
+    diagnostics
+        .iter()
+        .map(|d| (d.line, d.severity, d.key.as_str()))
+        .collect()
+}
+
+/// The context a guest step gets for VM `vm_name`, with no NICs recorded.
+pub fn step_context(vm_name: &str) -> homeward::plugin::instance::StepContext {
+    homeward::plugin::instance::StepContext {
+        vm_name: vm_name.to_string(),
+        recorded_nics: Vec::new(),
+        mac_map: Vec::new(),
+    }
+}
+
+/// Plans `plugin` (a guest step) on a fresh [`guest_tree`], in a fresh instance.
+pub fn plan_on_guest_tree(
+    plugin: &homeward::plugin::LoadedPlugin,
+) -> Result<homeward::plugin::instance::StepPlan, homeward::plugin::PluginError> {
+    let dir = guest_tree();
+    let tree =
+        std::sync::Arc::new(homeward::guest_fs::DirTree::new(dir.path()).expect("guest tree"));
+    plugin
+        .instantiate()?
+        .plan_guest_step(tree, &step_context("probe"))
+}
+
 /// Writes a small guest root (os-release, hostname, motd) into a new temp dir.
 pub fn guest_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
