@@ -17,6 +17,13 @@ pub enum PluginError {
         source: std::io::Error,
     },
 
+    /// The runtime itself could not be set up (engine, linker).
+    #[error("the plugin runtime could not be set up: {reason}")]
+    Setup {
+        /// What failed.
+        reason: String,
+    },
+
     /// The bytes are not WebAssembly at all.
     #[error(
         "{name} is not a WebAssembly file (it does not start with \\0asm): point the plugin set at the .wasm the plugin's build produced"

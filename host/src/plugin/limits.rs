@@ -91,10 +91,13 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// The plugin-set file's defaults, so a plugin loaded without one is
+    /// bounded exactly like one listed without overrides.
     fn default() -> Self {
+        let defaults = crate::config::RuntimeSettings::default();
         Limits {
-            memory_bytes: 256 * 1024 * 1024,
-            call_timeout: Duration::from_secs(30),
+            memory_bytes: defaults.memory_limit_bytes,
+            call_timeout: defaults.call_timeout,
             fuel: None,
         }
     }

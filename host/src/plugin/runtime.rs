@@ -72,10 +72,7 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime with the given options.
     pub fn new(options: RuntimeOptions) -> Result<Runtime, PluginError> {
-        let setup = |reason: String| PluginError::Instantiate {
-            plugin: "(runtime)".to_string(),
-            reason,
-        };
+        let setup = |reason: String| PluginError::Setup { reason };
         let mut pool = PoolingAllocationConfig::default();
         let n = options.max_instances.max(1);
         pool.total_component_instances(n)
