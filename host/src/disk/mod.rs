@@ -10,6 +10,7 @@ mod raw;
 pub use raw::RawFile;
 
 use std::io;
+use std::ops::Range;
 
 /// A disk the host can read, and maybe write, at byte offsets.
 pub trait BlockDevice: Send + Sync {
@@ -32,6 +33,14 @@ pub trait BlockDevice: Send + Sync {
 
     /// Makes completed writes durable.
     fn flush(&self) -> io::Result<()>;
+
+    /// Byte ranges that may hold data, sorted and not overlapping, when the
+    /// format or the file system knows (sparse files, allocation maps);
+    /// `None` when unknown, meaning every byte may hold data. Bytes outside
+    /// the ranges read as zeros.
+    fn allocated_ranges(&self) -> io::Result<Option<Vec<Range<u64>>>> {
+        Ok(None)
+    }
 
     /// Where the device's bytes are, for messages (never a credential).
     fn describe(&self) -> String;
