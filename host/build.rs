@@ -1,5 +1,8 @@
-//! Builds the plugins the `homeward` binary embeds (its built-in defaults) for
-//! wasm32-wasip2, and tells `src/embedded.rs` where they are.
+//! Build steps of the host:
+//! - compiles the replication protocol (`proto/replication.proto`) with protox
+//!   (a pure-Rust protobuf compiler, so no `protoc` is needed) and tonic;
+//! - builds the plugins the `homeward` binary embeds (its built-in defaults) for
+//!   wasm32-wasip2, and tells `src/embedded.rs` where they are.
 
 #[path = "build_wasm.rs"]
 mod build_wasm;
@@ -7,6 +10,7 @@ mod build_wasm;
 use std::path::PathBuf;
 
 fn main() {
+    compile_protocol();
     let host = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = host.join("..");
     let template = root.join("sdk/template");
@@ -19,4 +23,16 @@ fn main() {
     let out = build_wasm::build(&template.join("Cargo.toml"));
     let wasm = out.join("homeward_template.wasm");
     println!("cargo:rustc-env=HOMEWARD_TEMPLATE_WASM={}", wasm.display());
+}
+
+fn compile_protocol() {
+    let proto = "proto/replication.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let descriptors = match protox::compile([proto], ["proto"]) {
+        Ok(descriptors) => descriptors,
+        Err(e) => panic!("{proto} does not compile: {e}"),
+    };
+    if let Err(e) = tonic_prost_build::configure().compile_fds(descriptors) {
+        panic!("generating gRPC code from {proto} failed: {e}");
+    }
 }

@@ -11,6 +11,7 @@
 //! - [`disk`]: block devices.
 //! - [`guest_fs`]: guest root file trees, confined to their root.
 //! - [`embedded`]: the plugins built into the `homeward` binary.
+//! - [`sync`]: the replication data path (process server, master target).
 //! - [`bench`]: the plugin-runtime benchmark behind `homeward bench plugins`.
 //! - [`cli`]: the `homeward` command.
 
@@ -21,3 +22,4 @@ pub mod disk;
 pub mod embedded;
 pub mod guest_fs;
 pub mod plugin;
+pub mod sync;

@@ -5,6 +5,8 @@ mod config_cmd;
 mod demo;
 mod plugin_cmd;
 mod plugin_set;
+mod sync_cmd;
+mod units;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -42,6 +44,11 @@ enum Command {
     /// Measure the host.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Sync a disk image to another through the real data path (both roles in
+    /// this process, gRPC over loopback).
+    Sync(sync_cmd::SyncArgs),
+    /// Run one role of the data path: process server or master target.
+    Serve(sync_cmd::ServeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +95,8 @@ where
         Command::Plugin(cmd) => plugin_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Bench(BenchCommand::Plugins { scale }) => crate::bench::run_and_print(scale, out),
+        Command::Sync(args) => sync_cmd::sync(args, out),
+        Command::Serve(args) => sync_cmd::serve(args, out),
     }
 }
 

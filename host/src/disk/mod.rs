@@ -2,12 +2,31 @@
 //!
 //! Everything that moves disk bytes (the replication data path, the `disk`
 //! resource lent to file-system plugins) goes through [`BlockDevice`]. Formats
-//! (raw today; VMDK flat, VHD fixed and page blobs with the data path) are
-//! implementations of it, so a plugin never learns where or how bytes are stored.
+//! are implementations of it, so neither the data path nor a plugin learns
+//! where or how bytes are stored:
+//!
+//! - [`RawFile`] (`raw.rs`): a raw image or a block device node;
+//! - [`VmdkFlat`] (`vmdk.rs`): a VMDK text descriptor with flat extents
+//!   (`monolithicFlat`, ESXi's `vmfs`, `twoGbMaxExtentFlat`);
+//! - [`VhdFixed`] (`vhd.rs`): raw data followed by a 512-byte VHD footer, the
+//!   format Azure page blobs hold.
+//!
+//! Only formats whose data is stored in place, at the guest offset plus a
+//! constant, are served: reads and writes are one `pread`/`pwrite` each, with
+//! no lock, no allocation map and no copy, so several threads can move 1 MiB
+//! blocks at once. Every other format is refused by [`detect`] with the
+//! `qemu-img convert` command that makes it usable (`image.rs`), and [`open`]
+//! and [`create`] are the entry points that pick the implementation.
 
+pub mod image;
 mod raw;
+mod vhd;
+mod vmdk;
 
+pub use image::{DiskError, ImageFormat, create, detect, open};
 pub use raw::RawFile;
+pub use vhd::VhdFixed;
+pub use vmdk::VmdkFlat;
 
 use std::io;
 use std::ops::Range;
@@ -58,4 +77,23 @@ pub(crate) fn check_range(capacity: u64, offset: u64, len: usize, what: &str) ->
             ),
         )),
     }
+}
+
+/// 32 bytes that differ between any two calls, in this process or another,
+/// for identifiers written into new images (VHD unique id, VMDK CID). They
+/// need to be unique, not secret, so the current time, the process id, a
+/// counter and `context` hashed together are enough, without an RNG crate.
+pub(crate) fn fresh_id(context: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(now.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    h.update(context);
+    h.finalize().into()
 }
