@@ -2,6 +2,9 @@
 //! plugins are, a loopback HTTP server, guest trees, and byte surgery on
 //! components.
 
+pub mod child;
+pub mod images;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
