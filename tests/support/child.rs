@@ -27,7 +27,8 @@ pub fn entry() {
     let Ok(args) = std::env::var(ARGS_VAR) else {
         return;
     };
-    let argv = std::iter::once("homeward".to_string()).chain(args.split(SEPARATOR).map(str::to_string));
+    let argv =
+        std::iter::once("homeward".to_string()).chain(args.split(SEPARATOR).map(str::to_string));
     let mut stdout = std::io::stdout();
     let code = match homeward::cli::run(argv, &mut stdout) {
         Ok(code) if code == std::process::ExitCode::SUCCESS => 0,
@@ -71,7 +72,13 @@ impl Drop for HomewardChild {
 pub fn spawn_until(args: &[&str], ready: &str) -> (HomewardChild, String) {
     let exe = std::env::current_exe().expect("test binary path");
     let mut child = Command::new(exe)
-        .args(["child_entry", "--exact", "--include-ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_entry",
+            "--exact",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ARGS_VAR, args.join(&SEPARATOR.to_string()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -96,7 +103,10 @@ pub fn spawn_until(args: &[&str], ready: &str) -> (HomewardChild, String) {
                 return (HomewardChild { child, lines }, line);
             }
             Ok(line) => lines.push(line),
-            Err(_) => panic!("child `homeward {}` never printed `{ready}`; it printed {lines:?}", args.join(" ")),
+            Err(_) => panic!(
+                "child `homeward {}` never printed `{ready}`; it printed {lines:?}",
+                args.join(" ")
+            ),
         }
     }
 }
@@ -108,7 +118,11 @@ pub fn master_target(root: &std::path::Path, extra: &[&str]) -> (HomewardChild, 
 }
 
 /// Like [`master_target`], on a given address (to restart on the same port).
-pub fn master_target_on(root: &std::path::Path, listen: &str, extra: &[&str]) -> (HomewardChild, String) {
+pub fn master_target_on(
+    root: &std::path::Path,
+    listen: &str,
+    extra: &[&str],
+) -> (HomewardChild, String) {
     let root = root.to_str().expect("utf-8 path");
     let mut args = vec![
         "serve",

@@ -25,8 +25,9 @@ use crate::disk::image::{self, ImageFormat};
 use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -242,7 +243,7 @@ async fn attempt(
     let (messages, messages_rx) = mpsc::channel::<BlockMessage>(4);
     let (resend, resend_rx) = std::sync::mpsc::channel::<u64>();
     let (pass_done, mut pass_done_rx) = oneshot::channel::<()>();
-    let outstanding: Arc<Mutex<HashSet<u64>>> = Arc::default();
+    let in_flight = Arc::new(InFlight::new(window_blocks(reply.checkpoint_blocks)));
 
     let mut request = tonic::Request::new(ReceiverStream::new(messages_rx));
     let session_value = reply.session_id.parse().map_err(|_| {
@@ -266,7 +267,7 @@ async fn attempt(
         session_id: reply.session_id.clone(),
         pacers: pacers.to_vec(),
         counters: counters.clone(),
-        outstanding: outstanding.clone(),
+        in_flight: in_flight.clone(),
     };
     let scanner = tokio::task::spawn_blocking(move || {
         scan.run(target_digests, &messages, resend_rx, pass_done)
@@ -274,20 +275,17 @@ async fn attempt(
 
     let mut resend = Some(resend);
     let mut scanning = true;
+    // Whatever ends this loop early, the scanner must not wait for acks forever.
+    let _close = CloseOnDrop(in_flight.clone());
     loop {
-        if !scanning && lock(&outstanding).is_empty() {
+        if !scanning && in_flight.is_empty() {
             // Everything sent is durable: let the scanner close the stream.
             resend.take();
         }
         tokio::select! {
             event = events.message() => match event {
                 Ok(Some(event)) => match event.event {
-                    Some(transfer_event::Event::Durable(d)) => {
-                        let mut set = lock(&outstanding);
-                        for block in d.blocks {
-                            set.remove(&block);
-                        }
-                    }
+                    Some(transfer_event::Event::Durable(d)) => in_flight.durable(&d.blocks),
                     Some(transfer_event::Event::Rejected(r)) => {
                         tracing::warn!(block = r.index, "the master target rejected a block ({}); sending it again", r.reason);
                         Counters::add(&counters.blocks_rejected, 1);
@@ -309,7 +307,7 @@ async fn attempt(
     let leaves = scanner
         .await
         .map_err(|e| SyncError::Internal(format!("the scanner thread failed: {e}")))??;
-    let left = lock(&outstanding).len();
+    let left = in_flight.len();
     if left > 0 {
         return Err(SyncError::Unreachable {
             endpoint: "the master target".to_string(),
@@ -376,7 +374,7 @@ struct Scan {
     session_id: String,
     pacers: Vec<Arc<Pacer>>,
     counters: Arc<Counters>,
-    outstanding: Arc<Mutex<HashSet<u64>>>,
+    in_flight: Arc<InFlight>,
 }
 
 impl Scan {
@@ -467,10 +465,10 @@ impl Scan {
             }
         };
         let wire = payload.len() as u64 + BLOCK_OVERHEAD;
+        self.in_flight.admit(index)?;
         for pacer in &self.pacers {
             pacer.wait(wire);
         }
-        lock(&self.outstanding).insert(index);
         let message = BlockMessage {
             session_id: self.session_id.clone(),
             index,
@@ -495,6 +493,85 @@ impl Scan {
             path: self.source.describe(),
             reason: format!("read at offset {offset} failed: {e}"),
         }
+    }
+}
+
+/// How many blocks may be in flight (sent, not yet durable): enough to keep the
+/// pipe full while the master target commits, small enough that a crash costs
+/// little to resend.
+fn window_blocks(checkpoint_blocks: u32) -> usize {
+    (2 * checkpoint_blocks as usize).max(MIN_WINDOW_BLOCKS)
+}
+
+/// The smallest in-flight window.
+const MIN_WINDOW_BLOCKS: usize = 4;
+
+/// Blocks sent and not yet reported durable, bounded by a window.
+struct InFlight {
+    set: Mutex<HashSet<u64>>,
+    freed: Condvar,
+    closed: AtomicBool,
+    limit: usize,
+}
+
+impl InFlight {
+    fn new(limit: usize) -> Self {
+        InFlight {
+            set: Mutex::new(HashSet::new()),
+            freed: Condvar::new(),
+            closed: AtomicBool::new(false),
+            limit,
+        }
+    }
+
+    /// Waits for room in the window, then counts `block` as in flight. A block
+    /// already in flight (a resend) needs no room.
+    fn admit(&self, block: u64) -> Result<(), SyncError> {
+        let mut set = lock(&self.set);
+        while set.len() >= self.limit && !set.contains(&block) {
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(SyncError::Unreachable {
+                    endpoint: "the master target".to_string(),
+                    reason: "the transfer stopped".to_string(),
+                });
+            }
+            set = match self.freed.wait_timeout(set, Duration::from_millis(100)) {
+                Ok((set, _)) => set,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        set.insert(block);
+        Ok(())
+    }
+
+    fn durable(&self, blocks: &[u64]) {
+        let mut set = lock(&self.set);
+        for block in blocks {
+            set.remove(block);
+        }
+        self.freed.notify_all();
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.set).len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.freed.notify_all();
+    }
+}
+
+/// Closes the window when the driver leaves, so a waiting scanner gives up.
+struct CloseOnDrop(Arc<InFlight>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 

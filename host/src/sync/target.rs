@@ -69,6 +69,7 @@ pub struct MasterTargetService {
 }
 
 struct Session {
+    target: PathBuf,
     device: Arc<dyn BlockDevice>,
     block_size: usize,
     capacity: u64,
@@ -249,8 +250,10 @@ impl MasterTargetService {
             durable_bitmap: ckpt.bitmap(),
             durable_blocks: ckpt.durable_count(),
             created,
+            checkpoint_blocks: u32::try_from(self.config.checkpoint.blocks).unwrap_or(u32::MAX),
         };
         let session = Arc::new(Session {
+            target: target.clone(),
             device,
             block_size,
             capacity: req.capacity,
@@ -290,6 +293,19 @@ impl MasterTarget for MasterTargetService {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // A new session on the same target means the old one's process server
+        // is gone (it would not open twice): retire it, so one log has one writer.
+        sessions.retain(|id, old| {
+            let stale = old.target == session.target;
+            if stale {
+                tracing::info!(
+                    "sync session {id} on {} replaced by {}",
+                    old.target.display(),
+                    reply.session_id
+                );
+            }
+            !stale
+        });
         sessions.insert(reply.session_id.clone(), session);
         Ok(Response::new(reply))
     }
