@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// `homeward sync`.
 #[derive(Debug, Args)]
@@ -45,9 +44,9 @@ pub struct SyncArgs {
     /// Do not compress.
     #[arg(long)]
     no_compress: bool,
-    /// Make written blocks durable (checkpoint) every N blocks.
-    #[arg(long, default_value_t = 64)]
-    checkpoint_blocks: usize,
+    /// Make written blocks durable (checkpoint) every N blocks (default: every 64 MiB).
+    #[arg(long)]
+    checkpoint_blocks: Option<usize>,
 }
 
 /// Which role `homeward serve` plays.
@@ -86,9 +85,9 @@ pub struct ServeArgs {
     /// No TLS: allowed only when listening on, and connecting to, loopback.
     #[arg(long, conflicts_with = "tls_cert")]
     plaintext_loopback: bool,
-    /// Master target: make written blocks durable every N blocks.
-    #[arg(long, default_value_t = 64)]
-    checkpoint_blocks: usize,
+    /// Master target: make written blocks durable every N blocks (default: every 64 MiB).
+    #[arg(long)]
+    checkpoint_blocks: Option<usize>,
     /// Process server: bandwidth cap for all its syncs together.
     #[arg(long, value_parser = parse_rate)]
     limit: Option<u64>,
@@ -115,7 +114,7 @@ pub fn sync(args: SyncArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         compress: !args.no_compress,
     };
     let checkpoint = CheckpointPolicy {
-        blocks: args.checkpoint_blocks.max(1),
+        blocks: args.checkpoint_blocks,
         ..CheckpointPolicy::default()
     };
     let outcome = runtime()?.block_on(async {
@@ -190,7 +189,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 let service = MasterTargetService::new(TargetConfig {
                     roots: args.target_root.clone(),
                     checkpoint: CheckpointPolicy {
-                        blocks: args.checkpoint_blocks.max(1),
+                        blocks: args.checkpoint_blocks,
                         ..CheckpointPolicy::default()
                     },
                 });
@@ -221,7 +220,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         writeln!(out, "{:?} listening on {bound}", args.role)?;
         out.flush()?;
         router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(transport::incoming(listener), async {
                 let _ = tokio::signal::ctrl_c().await;
             })
             .await

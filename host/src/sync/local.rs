@@ -11,7 +11,6 @@ use super::transport::{self, MAX_MESSAGE, Security};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 /// Runs a master target on an ephemeral loopback port for the target's
 /// directory, and syncs `spec` to it.
@@ -43,7 +42,7 @@ pub async fn run(
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        .serve_with_incoming_shutdown(transport::incoming(listener), async {
             let _ = stopped.await;
         });
     let server = tokio::spawn(server);

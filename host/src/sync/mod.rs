@@ -19,6 +19,7 @@
 //! - [`checkpoint`]: the master target's durable record of written blocks.
 //! - [`throttle`]: bandwidth pacing.
 //! - [`progress`]: counters, snapshots, a terminal bar.
+//! - [`scan`]: sequential block reading in large units.
 //! - [`transport`]: TLS or loopback plaintext, HTTP/2 tuned for bulk.
 //! - [`source`], [`target`]: the two roles; [`local`]: both in one process.
 //! - [`process_server`]: the process server's gRPC service.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod local;
 pub mod process_server;
 pub mod progress;
+pub mod scan;
 pub mod proto;
 pub mod source;
 pub mod target;

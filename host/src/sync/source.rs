@@ -12,6 +12,7 @@ use super::codec::Encoder;
 use super::digest::{self, Fast, ZeroLeaves};
 use super::error::SyncError;
 use super::progress::Counters;
+use super::scan::BlockReader;
 use super::proto::master_target_client::MasterTargetClient;
 use super::proto::{
     BlockMessage, Compression, Encoding, FinishRequest, Mode, OpenRequest, Progress, SessionRef,
@@ -396,20 +397,21 @@ impl Scan {
         let zero = ZeroLeaves::new(self.block_size);
         let mut encoder = Encoder::new(self.compress);
         let mut leaves = Vec::with_capacity(usize::try_from(blocks).unwrap_or(0));
-        let mut buf = vec![0u8; self.block_size];
+        let mut reader = BlockReader::new(&*self.source, self.block_size);
         for index in 0..blocks {
             let offset = index * self.block_size as u64;
             let len = (capacity - offset).min(self.block_size as u64) as usize;
             let hole = allocated
                 .as_deref()
                 .is_some_and(|r| !overlaps(r, offset..offset + len as u64));
-            let block = &mut buf[..len];
+            let block: &[u8] = if hole {
+                &[]
+            } else {
+                reader.block(index).map_err(|e| self.read_error(offset, &e))?
+            };
             let (leaf, is_zero) = if hole {
                 (zero.get(len), true)
             } else {
-                self.source
-                    .read_at(block, offset)
-                    .map_err(|e| self.read_error(offset, &e))?;
                 (digest::fast(block), digest::is_zero(block))
             };
             Counters::add(&self.counters.scanned, len as u64);

@@ -15,6 +15,7 @@ use super::checkpoint::{self, Checkpoint, Identity};
 use super::codec;
 use super::digest::{self, Fast, ZeroLeaves};
 use super::proto::master_target_server::MasterTarget;
+use super::scan::BlockReader;
 use super::proto::{
     BlockMessage, Compression, DigestChunk, Durable, Encoding, FinishReply, FinishRequest, Mode,
     OpenReply, OpenRequest, Rejected, SessionRef, TransferEvent, transfer_event,
@@ -36,8 +37,10 @@ use tonic::{Request, Response, Status, Streaming};
 /// How often the master target makes written blocks durable.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointPolicy {
-    /// After this many blocks...
-    pub blocks: usize,
+    /// After this many blocks (when set)...
+    pub blocks: Option<usize>,
+    /// ...else after this many bytes...
+    pub bytes: u64,
     /// ...or this much time since the last checkpoint, whichever comes first.
     pub interval: Duration,
 }
@@ -45,9 +48,20 @@ pub struct CheckpointPolicy {
 impl Default for CheckpointPolicy {
     fn default() -> Self {
         CheckpointPolicy {
-            blocks: 64,
+            blocks: None,
+            bytes: 64 << 20,
             interval: Duration::from_secs(1),
         }
+    }
+}
+
+impl CheckpointPolicy {
+    /// Blocks between checkpoints for a given block size. By bytes by default,
+    /// so small blocks do not mean an `fsync` every few megabytes.
+    pub fn blocks_for(&self, block_size: usize) -> usize {
+        self.blocks
+            .unwrap_or_else(|| usize::try_from(self.bytes / block_size.max(1) as u64).unwrap_or(usize::MAX))
+            .max(1)
     }
 }
 
@@ -250,7 +264,7 @@ impl MasterTargetService {
             durable_bitmap: ckpt.bitmap(),
             durable_blocks: ckpt.durable_count(),
             created,
-            checkpoint_blocks: u32::try_from(self.config.checkpoint.blocks).unwrap_or(u32::MAX),
+            checkpoint_blocks: u32::try_from(self.config.checkpoint.blocks_for(block_size)).unwrap_or(u32::MAX),
         };
         let session = Arc::new(Session {
             target: target.clone(),
@@ -423,7 +437,7 @@ impl MasterTarget for MasterTargetService {
 fn scan_target(session: &Session, tx: &mpsc::Sender<Result<DigestChunk, Status>>) {
     let zero = ZeroLeaves::new(session.block_size);
     let allocated = session.device.allocated_ranges().ok().flatten();
-    let mut buf = vec![0u8; session.block_size];
+    let mut reader = BlockReader::new(&*session.device, session.block_size);
     let mut chunk = DigestChunk {
         first_block: 0,
         digests: Vec::new(),
@@ -439,14 +453,15 @@ fn scan_target(session: &Session, tx: &mpsc::Sender<Result<DigestChunk, Status>>
         let leaf = if hole {
             zero.get(len)
         } else {
-            let block = &mut buf[..len];
-            if let Err(e) = session.device.read_at(block, offset) {
-                let _ = tx.blocking_send(Err(Status::internal(format!(
-                    "reading the target at {offset}: {e}"
-                ))));
-                return;
+            match reader.block(index) {
+                Ok(block) => digest::fast(block),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(Status::internal(format!(
+                        "reading the target at {offset}: {e}"
+                    ))));
+                    return;
+                }
             }
-            digest::fast(block)
         };
         session.lock().leaves[index as usize] = Some(leaf);
         chunk.digests.extend_from_slice(&leaf);
@@ -472,6 +487,7 @@ fn write_blocks(
     events: &mpsc::Sender<Result<TransferEvent, Status>>,
     policy: CheckpointPolicy,
 ) -> Result<(), Status> {
+    let every = policy.blocks_for(session.block_size);
     let runtime = tokio::runtime::Handle::current();
     let mut pending: Vec<(u64, Fast)> = Vec::new();
     let mut last_commit = Instant::now();
@@ -546,7 +562,7 @@ fn write_blocks(
             })?;
         }
         pending.push((message.index, digest::fast(&data)));
-        if pending.len() >= policy.blocks || last_commit.elapsed() >= policy.interval {
+        if pending.len() >= every || last_commit.elapsed() >= policy.interval {
             commit(session, &mut pending, events)?;
             last_commit = Instant::now();
         }

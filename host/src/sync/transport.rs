@@ -145,3 +145,17 @@ pub async fn connect(url: &str, security: &Security) -> Result<Channel, SyncErro
         .await
         .map_err(|e| unreachable(format!("{e:?}")))
 }
+
+/// Accepted connections of `listener`, with Nagle's algorithm off. tonic's
+/// `tcp_nodelay` applies only to listeners it binds itself; without this, small
+/// replies (acks, `Open`) wait ~40 ms for delayed ACKs.
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
