@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_stream::wrappers::TcpListenerStream;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA_FRAME: u8 = 0;
@@ -37,7 +36,7 @@ async fn master_target(root: &Path) -> SocketAddr {
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
         )
-        .serve_with_incoming(TcpListenerStream::new(listener));
+        .serve_with_incoming(transport::incoming(listener));
     tokio::spawn(server);
     addr
 }

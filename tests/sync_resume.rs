@@ -159,11 +159,10 @@ async fn process_server_sync(
     loop {
         match events.message().await? {
             Some(event) => match event.event {
-                Some(sync_event::Event::Progress(p)) => {
-                    if !on_progress(p.bytes_sent) {
-                        return Ok(p.bytes_sent);
-                    }
+                Some(sync_event::Event::Progress(p)) if !on_progress(p.bytes_sent) => {
+                    return Ok(p.bytes_sent);
                 }
+                Some(sync_event::Event::Progress(_)) => {}
                 Some(sync_event::Event::Done(done)) => {
                     return Ok(done.totals.map(|t| t.bytes_sent).unwrap_or_default());
                 }
@@ -220,7 +219,7 @@ async fn a_process_server_killed_at_half_way_resumes_after_restart() {
         .unwrap();
     ps.kill9();
     assert!(
-        sent_first >= SIZE / 2 && sent_first < SIZE,
+        (SIZE / 2..SIZE).contains(&sent_first),
         "killed at {sent_first} of {SIZE}"
     );
 

@@ -12,12 +12,12 @@ use super::codec::Encoder;
 use super::digest::{self, Fast, ZeroLeaves};
 use super::error::SyncError;
 use super::progress::Counters;
-use super::scan::BlockReader;
 use super::proto::master_target_client::MasterTargetClient;
 use super::proto::{
     BlockMessage, Compression, Encoding, FinishRequest, Mode, OpenRequest, Progress, SessionRef,
     transfer_event,
 };
+use super::scan::BlockReader;
 use super::throttle::Pacer;
 use super::transport::{self, MAX_MESSAGE, Security};
 use super::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, PROTOCOL_VERSION, SESSION_HEADER};
@@ -97,7 +97,7 @@ pub async fn run(
     let bs = spec.block_size;
     if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&bs) || !bs.is_power_of_two() {
         return Err(SyncError::Config(format!(
-            "block size {bs} must be a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
+            "block size {bs} (--block-size) must be a power of two from {MIN_BLOCK_SIZE} (4K) to {MAX_BLOCK_SIZE} (16M)"
         )));
     }
     let source: Arc<dyn BlockDevice> = Arc::from(
@@ -407,7 +407,9 @@ impl Scan {
             let block: &[u8] = if hole {
                 &[]
             } else {
-                reader.block(index).map_err(|e| self.read_error(offset, &e))?
+                reader
+                    .block(index)
+                    .map_err(|e| self.read_error(offset, &e))?
             };
             let (leaf, is_zero) = if hole {
                 (zero.get(len), true)

@@ -15,11 +15,11 @@ use super::checkpoint::{self, Checkpoint, Identity};
 use super::codec;
 use super::digest::{self, Fast, ZeroLeaves};
 use super::proto::master_target_server::MasterTarget;
-use super::scan::BlockReader;
 use super::proto::{
     BlockMessage, Compression, DigestChunk, Durable, Encoding, FinishReply, FinishRequest, Mode,
     OpenReply, OpenRequest, Rejected, SessionRef, TransferEvent, transfer_event,
 };
+use super::scan::BlockReader;
 use super::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, PROTOCOL_VERSION, SESSION_HEADER};
 use crate::disk::BlockDevice;
 use crate::disk::image::{self, ImageFormat};
@@ -60,7 +60,9 @@ impl CheckpointPolicy {
     /// so small blocks do not mean an `fsync` every few megabytes.
     pub fn blocks_for(&self, block_size: usize) -> usize {
         self.blocks
-            .unwrap_or_else(|| usize::try_from(self.bytes / block_size.max(1) as u64).unwrap_or(usize::MAX))
+            .unwrap_or_else(|| {
+                usize::try_from(self.bytes / block_size.max(1) as u64).unwrap_or(usize::MAX)
+            })
             .max(1)
     }
 }
@@ -140,25 +142,35 @@ impl MasterTargetService {
     }
 
     /// Checks that `target` lies under one of the configured roots.
-    fn check_root(&self, target: &Path) -> Result<(), Status> {
-        let parent = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let parent = parent.canonicalize().map_err(|e| {
-            Status::not_found(format!(
-                "target directory {} is not usable: {e}",
-                parent.display()
-            ))
-        })?;
+    /// Checks that `target` lies under one of the configured roots, and returns
+    /// it resolved. An existing target is resolved whole, so a symlink planted
+    /// inside a root cannot lead a write outside it.
+    fn check_root(&self, target: &Path) -> Result<PathBuf, Status> {
+        let resolved = if target.symlink_metadata().is_ok() {
+            target.canonicalize().map_err(|e| {
+                Status::not_found(format!("target {} is not usable: {e}", target.display()))
+            })?
+        } else {
+            let parent = target
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let parent = parent.canonicalize().map_err(|e| {
+                Status::not_found(format!(
+                    "target directory {} is not usable: {e}",
+                    parent.display()
+                ))
+            })?;
+            parent.join(target.file_name().unwrap_or_default())
+        };
         let allowed = self
             .config
             .roots
             .iter()
             .filter_map(|r| r.canonicalize().ok())
-            .any(|root| parent.starts_with(root));
+            .any(|root| resolved.starts_with(root));
         if allowed {
-            Ok(())
+            Ok(resolved)
         } else {
             Err(Status::permission_denied(format!(
                 "{} is outside this master target's target roots; add its directory to --target-root",
@@ -193,7 +205,7 @@ impl MasterTargetService {
                 target.display()
             )));
         }
-        self.check_root(&target)?;
+        let target = self.check_root(&target)?;
         let declared = match req.target_format.as_str() {
             "" => None,
             f => Some(
@@ -264,7 +276,8 @@ impl MasterTargetService {
             durable_bitmap: ckpt.bitmap(),
             durable_blocks: ckpt.durable_count(),
             created,
-            checkpoint_blocks: u32::try_from(self.config.checkpoint.blocks_for(block_size)).unwrap_or(u32::MAX),
+            checkpoint_blocks: u32::try_from(self.config.checkpoint.blocks_for(block_size))
+                .unwrap_or(u32::MAX),
         };
         let session = Arc::new(Session {
             target: target.clone(),

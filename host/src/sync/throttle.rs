@@ -50,6 +50,13 @@ impl Pacer {
         };
         let now = Instant::now();
         let start = *state.start.get_or_insert(now);
+        // Credit for time spent idle is capped at SLACK: after a pause the
+        // rate starts over instead of bursting to catch up.
+        let earned = Duration::from_secs_f64(state.sent as f64 / self.bytes_per_sec as f64);
+        if now.duration_since(start) > earned + SLACK {
+            state.start = Some(now - earned - SLACK);
+        }
+        let start = state.start.unwrap_or(start);
         state.sent = state.sent.saturating_add(n);
         let due = Duration::from_secs_f64(state.sent as f64 / self.bytes_per_sec as f64);
         let elapsed = now.duration_since(start);
