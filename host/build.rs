@@ -32,7 +32,11 @@ fn compile_protocol() {
         Ok(descriptors) => descriptors,
         Err(e) => panic!("{proto} does not compile: {e}"),
     };
-    if let Err(e) = tonic_prost_build::configure().compile_fds(descriptors) {
+    // Block payloads as `bytes::Bytes`: decoding slices the received buffer
+    // instead of copying each megabyte once more.
+    let builder =
+        tonic_prost_build::configure().bytes(".homeward.replication.v1.BlockMessage.payload");
+    if let Err(e) = builder.compile_fds(descriptors) {
         panic!("generating gRPC code from {proto} failed: {e}");
     }
 }

@@ -114,7 +114,7 @@ async fn a_bit_flipped_in_transit_is_rejected_and_resent() {
     random_image(&source_path, 16 << 20, 7);
 
     let upstream = master_target(dir.path()).await;
-    let (proxy, flips) = flipping_proxy(upstream, 40).await;
+    let (proxy, flips) = flipping_proxy(upstream, 8).await;
     let spec = SyncSpec {
         source: source_path.clone(),
         source_format: None,

@@ -6,6 +6,7 @@
 //! zeroed free space) and a failed attempt costs a whole block of CPU.
 
 use super::proto::Encoding;
+use prost::bytes::Bytes;
 
 /// Blocks to send raw after one failed to compress, before trying again.
 const SKIP_AFTER_MISS: u32 = 16;
@@ -47,13 +48,14 @@ impl Encoder {
 
 /// Restores a block's bytes; `length` bounds decompression, so a hostile
 /// payload cannot make the receiver allocate more than one block.
-pub fn decode(encoding: Encoding, payload: Vec<u8>, length: usize) -> Result<Vec<u8>, String> {
+/// A raw payload is returned as is, without a copy.
+pub fn decode(encoding: Encoding, payload: Bytes, length: usize) -> Result<Bytes, String> {
     let data = match encoding {
         Encoding::Raw => payload,
-        Encoding::Zero => vec![0u8; length],
-        Encoding::Zstd => {
-            zstd::bulk::decompress(&payload, length).map_err(|e| format!("zstd: {e}"))?
-        }
+        Encoding::Zero => Bytes::from(vec![0u8; length]),
+        Encoding::Zstd => zstd::bulk::decompress(&payload, length)
+            .map(Bytes::from)
+            .map_err(|e| format!("zstd: {e}"))?,
     };
     if data.len() != length {
         return Err(format!(

@@ -479,7 +479,7 @@ impl Scan {
             length: len as u32,
             encoding: encoding as i32,
             strong_digest: strong.to_vec(),
-            payload,
+            payload: payload.into(),
         };
         messages
             .blocking_send(message)

@@ -373,7 +373,7 @@ impl MasterTarget for MasterTargetService {
         let policy = self.config.checkpoint;
         let writer_events = events.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(status) = write_blocks(&session, blocks_rx, &writer_events, policy) {
+            if let Err(status) = write_blocks(session, blocks_rx, &writer_events, policy) {
                 let _ = writer_events.blocking_send(Err(status));
             }
         });
@@ -495,12 +495,13 @@ fn scan_target(session: &Session, tx: &mpsc::Sender<Result<DigestChunk, Status>>
 
 /// Verifies, writes and checkpoints blocks until the stream ends.
 fn write_blocks(
-    session: &Session,
+    session: Arc<Session>,
     mut blocks: mpsc::Receiver<BlockMessage>,
     events: &mpsc::Sender<Result<TransferEvent, Status>>,
     policy: CheckpointPolicy,
 ) -> Result<(), Status> {
     let every = policy.blocks_for(session.block_size);
+    let mut committer = Committer::start(session.clone(), events.clone());
     let runtime = tokio::runtime::Handle::current();
     let mut pending: Vec<(u64, Fast)> = Vec::new();
     let mut last_commit = Instant::now();
@@ -517,7 +518,7 @@ fn write_blocks(
             match runtime.block_on(tokio::time::timeout(wait, blocks.recv())) {
                 Ok(next) => next,
                 Err(_idle) => {
-                    commit(session, &mut pending, events)?;
+                    committer.submit(&mut pending)?;
                     last_commit = Instant::now();
                     continue;
                 }
@@ -576,22 +577,84 @@ fn write_blocks(
         }
         pending.push((message.index, digest::fast(&data)));
         if pending.len() >= every || last_commit.elapsed() >= policy.interval {
-            commit(session, &mut pending, events)?;
+            committer.submit(&mut pending)?;
             last_commit = Instant::now();
         }
     }
-    commit(session, &mut pending, events)
+    committer.submit(&mut pending)?;
+    committer.finish()
 }
 
-/// Flushes the device, records `pending` in the checkpoint, reports them durable.
-fn commit(
+/// Makes batches of written blocks durable on a thread of its own, so the
+/// writer goes on writing the next batch while the disk flushes this one.
+struct Committer {
+    batches: Option<std::sync::mpsc::SyncSender<Vec<(u64, Fast)>>>,
+    thread: Option<std::thread::JoinHandle<Result<(), Status>>>,
+}
+
+impl Committer {
+    fn start(session: Arc<Session>, events: mpsc::Sender<Result<TransferEvent, Status>>) -> Self {
+        // One batch may wait while another flushes; a third makes the writer wait.
+        let (batches, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, Fast)>>(1);
+        let thread = std::thread::Builder::new()
+            .name("homeward-commit".to_string())
+            .spawn(move || {
+                for batch in rx {
+                    make_durable(&session, &batch, &events)?;
+                }
+                Ok(())
+            });
+        match thread {
+            Ok(thread) => Committer {
+                batches: Some(batches),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                tracing::error!("cannot start the commit thread: {e}");
+                Committer {
+                    batches: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    /// Hands `pending` over to be made durable.
+    fn submit(&mut self, pending: &mut Vec<(u64, Fast)>) -> Result<(), Status> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(pending);
+        match &self.batches {
+            Some(tx) if tx.send(batch).is_ok() => Ok(()),
+            // The committer stopped: its error says why.
+            _ => self.join(),
+        }
+    }
+
+    /// Waits until every submitted batch is durable.
+    fn finish(mut self) -> Result<(), Status> {
+        self.batches.take();
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), Status> {
+        self.batches.take();
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .map_err(|_| Status::internal("the commit thread panicked"))?,
+            None => Err(Status::internal("the commit thread is not running")),
+        }
+    }
+}
+
+/// Flushes the device, records `batch` in the checkpoint, reports it durable.
+fn make_durable(
     session: &Session,
-    pending: &mut Vec<(u64, Fast)>,
+    batch: &[(u64, Fast)],
     events: &mpsc::Sender<Result<TransferEvent, Status>>,
 ) -> Result<(), Status> {
-    if pending.is_empty() {
-        return Ok(());
-    }
     session
         .device
         .flush()
@@ -599,14 +662,14 @@ fn commit(
     {
         let mut state = session.lock();
         if let Some(ckpt) = state.checkpoint.as_mut() {
-            ckpt.record(pending)
+            ckpt.record(batch)
                 .map_err(|e| Status::internal(format!("writing the checkpoint: {e}")))?;
         }
-        for (index, leaf) in pending.iter() {
+        for (index, leaf) in batch {
             state.leaves[*index as usize] = Some(*leaf);
         }
     }
-    let blocks = pending.drain(..).map(|(i, _)| i).collect();
+    let blocks = batch.iter().map(|(i, _)| *i).collect();
     let event = transfer_event::Event::Durable(Durable { blocks });
     let _ = events.blocking_send(Ok(TransferEvent { event: Some(event) }));
     Ok(())

@@ -18,6 +18,8 @@ use tonic::transport::{
 const STREAM_WINDOW: u32 = 32 << 20;
 /// Connection window: room for every stream of a connection.
 const CONNECTION_WINDOW: u32 = 64 << 20;
+/// HTTP/2 frame size: a block in a few frames instead of 64 (h2's default is 16 KiB).
+const FRAME_SIZE: u32 = 1 << 20;
 /// Largest gRPC message: one block plus its envelope.
 pub const MAX_MESSAGE: usize = MAX_BLOCK_SIZE + (64 << 10);
 
@@ -64,6 +66,7 @@ pub fn server(addr: SocketAddr, security: &Security) -> Result<Server, SyncError
     let mut builder = Server::builder()
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
+        .max_frame_size(Some(FRAME_SIZE))
         .tcp_nodelay(true);
     match security {
         Security::PlaintextLoopback => {
@@ -95,6 +98,7 @@ pub async fn connect(url: &str, security: &Security) -> Result<Channel, SyncErro
         .map_err(|e| SyncError::Config(format!("bad endpoint `{url}`: {e}")))?
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
+        .max_frame_size(Some(FRAME_SIZE))
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
         .http2_keep_alive_interval(Duration::from_secs(30));
