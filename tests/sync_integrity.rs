@@ -11,6 +11,7 @@ use homeward::sync::proto::master_target_server::MasterTargetServer;
 use homeward::sync::source::{self, RetryPolicy, SyncSpec};
 use homeward::sync::target::{CheckpointPolicy, MasterTargetService, TargetConfig};
 use homeward::sync::transport::{self, MAX_MESSAGE, Security};
+use homeward_tests::images::write_random;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -94,24 +95,12 @@ async fn relay_flipping(
     }
 }
 
-fn random_image(path: &Path, size: usize, seed: u64) {
-    let mut x = seed | 1;
-    let mut bytes = vec![0u8; size];
-    for chunk in bytes.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bit_flipped_in_transit_is_rejected_and_resent() {
     let dir = tempfile::tempdir().unwrap();
     let source_path = dir.path().join("source.img");
     let target_path = dir.path().join("target.img");
-    random_image(&source_path, 16 << 20, 7);
+    write_random(&source_path, 16 << 20, 7);
 
     let upstream = master_target(dir.path()).await;
     let (proxy, flips) = flipping_proxy(upstream, 8).await;

@@ -10,6 +10,7 @@ use homeward::sync::source::{self, RetryPolicy, SyncSpec};
 use homeward::sync::throttle::Pacer;
 use homeward::sync::transport::Security;
 use homeward_tests::child::{master_target, master_target_on, spawn_until};
+use homeward_tests::images::write_random;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,18 +24,6 @@ fn child_entry() {
 const SIZE: u64 = 192 << 20;
 /// Slow enough to kill at about half way, fast enough to keep the test short.
 const RATE: u64 = 64_000_000;
-
-fn random_image(path: &Path, size: u64, seed: u64) {
-    let mut x = seed | 1;
-    let mut bytes = vec![0u8; size as usize];
-    for chunk in bytes.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    std::fs::write(path, bytes).unwrap();
-}
 
 fn same_bytes(a: &Path, b: &Path) -> bool {
     std::fs::read(a).unwrap() == std::fs::read(b).unwrap()
@@ -55,7 +44,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let source = root.join("source.img");
-    random_image(&source, SIZE, 42);
+    write_random(&source, SIZE, 42);
     Fixture {
         target: root.join("target.img"),
         source,

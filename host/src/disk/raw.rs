@@ -63,6 +63,19 @@ impl RawFile {
     }
 }
 
+impl RawFile {
+    /// The first `capacity` bytes of an open file as a raw disk: the data area
+    /// of formats that are raw bytes plus metadata after them (VHD fixed).
+    pub(crate) fn region(file: File, path: PathBuf, capacity: u64, writable: bool) -> RawFile {
+        RawFile {
+            file,
+            path,
+            capacity,
+            writable,
+        }
+    }
+}
+
 impl BlockDevice for RawFile {
     fn capacity(&self) -> u64 {
         self.capacity

@@ -28,14 +28,14 @@
 //! | 84 | 1 | saved state |
 //! | 85 | 427 | reserved, zero |
 
+use super::BlockDevice;
 use super::image::{DiskError, check_capacity};
-use super::raw::{create_sparse, data_ranges, file_size, read_only, sync_parent};
-use super::{BlockDevice, check_range};
-use std::fs::{File, OpenOptions};
+use super::raw::{RawFile, create_sparse, file_size, sync_parent};
+use std::fs::OpenOptions;
 use std::io;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Length of the footer.
 pub(crate) const FOOTER_LEN: u64 = 512;
@@ -55,10 +55,9 @@ const VHD_EPOCH: u64 = 946_684_800;
 /// A fixed VHD image file.
 #[derive(Debug)]
 pub struct VhdFixed {
-    file: File,
-    path: PathBuf,
-    capacity: u64,
-    writable: bool,
+    /// The data area: every byte before the footer. Bounded by its capacity,
+    /// so no write ever reaches the footer.
+    data: RawFile,
     unique_id: [u8; 16],
 }
 
@@ -87,10 +86,7 @@ impl VhdFixed {
             .map_err(|e| DiskError::io(path, e))?;
         let unique_id = check_footer(path, &footer, data_len)?;
         Ok(VhdFixed {
-            file,
-            path: path.to_path_buf(),
-            capacity: data_len,
-            writable,
+            data: RawFile::region(file, path.to_path_buf(), data_len, writable),
             unique_id,
         })
     }
@@ -164,7 +160,7 @@ impl VhdFixed {
 
     /// The image's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.data.path()
     }
 }
 
@@ -305,39 +301,30 @@ fn be64(b: &[u8], at: usize) -> u64 {
 
 impl BlockDevice for VhdFixed {
     fn capacity(&self) -> u64 {
-        self.capacity
+        self.data.capacity()
     }
 
     fn writable(&self) -> bool {
-        self.writable
+        self.data.writable()
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        check_range(self.capacity, offset, buf.len(), "read")?;
-        self.file.read_exact_at(buf, offset)
+        self.data.read_at(buf, offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        if !self.writable {
-            return Err(read_only(&self.path));
-        }
-        // Bounded by the capacity, so no write ever reaches the footer.
-        check_range(self.capacity, offset, buf.len(), "write")?;
-        self.file.write_all_at(buf, offset)
+        self.data.write_at(buf, offset)
     }
 
     fn flush(&self) -> io::Result<()> {
-        if self.writable {
-            self.file.sync_data()?;
-        }
-        Ok(())
+        self.data.flush()
     }
 
     fn allocated_ranges(&self) -> io::Result<Option<Vec<Range<u64>>>> {
-        data_ranges(&self.file, 0, self.capacity)
+        self.data.allocated_ranges()
     }
 
     fn describe(&self) -> String {
-        format!("VHD fixed image {}", self.path.display())
+        format!("VHD fixed image {}", self.data.path().display())
     }
 }
