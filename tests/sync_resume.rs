@@ -9,7 +9,7 @@ use homeward::sync::proto::{SyncRequest, sync_event};
 use homeward::sync::source::{self, RetryPolicy, SyncSpec};
 use homeward::sync::throttle::Pacer;
 use homeward::sync::transport::Security;
-use homeward_tests::child::{master_target, master_target_on, spawn_until};
+use homeward_tests::child::{master_target, master_target_on, process_server};
 use homeward_tests::images::write_random;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -162,25 +162,6 @@ async fn process_server_sync(
     }
 }
 
-fn process_server(source_root: &Path) -> (homeward_tests::child::HomewardChild, String) {
-    let root = source_root.to_str().unwrap();
-    let (child, line) = spawn_until(
-        &[
-            "serve",
-            "--role",
-            "process-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--source-root",
-            root,
-            "--plaintext-loopback",
-        ],
-        "listening on",
-    );
-    let addr = line.rsplit(' ').next().unwrap().to_string();
-    (child, format!("http://{addr}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_server_killed_at_half_way_resumes_after_restart() {
     let f = fixture();
@@ -200,7 +181,7 @@ async fn a_process_server_killed_at_half_way_resumes_after_restart() {
     };
 
     let root = f.root.clone();
-    let (mut ps, ps_url) = tokio::task::spawn_blocking(move || process_server(&root))
+    let (mut ps, ps_url) = tokio::task::spawn_blocking(move || process_server(&root, &[]))
         .await
         .unwrap();
     let sent_first = process_server_sync(&ps_url, request.clone(), |sent| sent < SIZE / 2)
@@ -213,7 +194,7 @@ async fn a_process_server_killed_at_half_way_resumes_after_restart() {
     );
 
     let root = f.root.clone();
-    let (_ps, ps_url) = tokio::task::spawn_blocking(move || process_server(&root))
+    let (_ps, ps_url) = tokio::task::spawn_blocking(move || process_server(&root, &[]))
         .await
         .unwrap();
     let sent_second = process_server_sync(&ps_url, request, |_| true)

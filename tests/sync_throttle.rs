@@ -3,7 +3,7 @@
 use homeward::disk::ImageFormat;
 use homeward::sync::proto::process_server_client::ProcessServerClient;
 use homeward::sync::proto::{Mode, SyncRequest, SyncSummary, sync_event};
-use homeward_tests::child::{HomewardChild, master_target, spawn_until};
+use homeward_tests::child::{HomewardChild, master_target, process_server};
 use homeward_tests::images::{KIB, MIB, assert_identical, random_image, s, sync};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -67,19 +67,7 @@ fn pair(ps_args: &[&str]) -> Pair {
     std::fs::create_dir(&sources).unwrap();
     std::fs::create_dir(&targets).unwrap();
     let (mt, mt_url) = master_target(&targets, &[]);
-    let mut args = vec![
-        "serve",
-        "--role",
-        "process-server",
-        "--listen",
-        "127.0.0.1:0",
-        "--source-root",
-        s(&sources),
-        "--plaintext-loopback",
-    ];
-    args.extend_from_slice(ps_args);
-    let (ps, line) = spawn_until(&args, "listening on");
-    let ps_url = format!("http://{}", line.rsplit(' ').next().expect("address"));
+    let (ps, ps_url) = process_server(&sources, ps_args);
     Pair {
         _mt: mt,
         _ps: ps,

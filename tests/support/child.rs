@@ -139,3 +139,23 @@ pub fn master_target_on(
     let addr = line.rsplit(' ').next().expect("address").to_string();
     (child, format!("http://{addr}"))
 }
+
+/// Starts a process server on an ephemeral loopback port reading under
+/// `source_root`, plaintext; returns it and its `http://127.0.0.1:PORT` URL.
+pub fn process_server(source_root: &std::path::Path, extra: &[&str]) -> (HomewardChild, String) {
+    let root = source_root.to_str().expect("utf-8 path");
+    let mut args = vec![
+        "serve",
+        "--role",
+        "process-server",
+        "--listen",
+        "127.0.0.1:0",
+        "--source-root",
+        root,
+        "--plaintext-loopback",
+    ];
+    args.extend_from_slice(extra);
+    let (child, line) = spawn_until(&args, "listening on");
+    let addr = line.rsplit(' ').next().expect("address").to_string();
+    (child, format!("http://{addr}"))
+}
