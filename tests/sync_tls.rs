@@ -332,7 +332,14 @@ fn the_master_target_and_a_process_server_of_different_cas_cannot_sync() {
     wary.ca = site.rogue.ca_pem.clone();
     let error = sync_as(wary, &mt_url, &src, &dst).expect_err("an untrusted server");
     eprintln!("refused as expected: {error}");
-    assert!(matches!(error, SyncError::Unreachable { .. }), "{error:?}");
+    // Known at once, not retried: a certificate problem is not an outage.
+    assert!(matches!(error, SyncError::Tls { .. }), "{error:?}");
+    assert!(!error.is_transient());
+    let message = error.to_string();
+    assert!(
+        message.contains("UnknownIssuer") && message.contains("--tls-ca"),
+        "{message}"
+    );
     assert!(!dst.exists(), "a target was created: {error}");
 
     // The same master target accepts a process server of its own CA.

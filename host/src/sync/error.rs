@@ -22,6 +22,16 @@ pub enum SyncError {
         /// The transport error.
         reason: String,
     },
+    /// The TLS handshake failed on a certificate: retrying cannot help.
+    #[error(
+        "TLS with {endpoint} failed ({reason}): check that --tls-ca holds the CA that signed the peer's certificate and that the certificate names the host in the URL"
+    )]
+    Tls {
+        /// The endpoint.
+        endpoint: String,
+        /// What the TLS library said.
+        reason: String,
+    },
     /// The peer refused or failed the request.
     #[error("the master target refused: {0}")]
     Refused(String),

@@ -149,7 +149,7 @@ impl ProcessServer for ProcessServerService {
 fn status_of(e: &SyncError) -> Status {
     match e {
         SyncError::Source { .. } => Status::failed_precondition(e.to_string()),
-        SyncError::Config(_) => Status::invalid_argument(e.to_string()),
+        SyncError::Config(_) | SyncError::Tls { .. } => Status::invalid_argument(e.to_string()),
         SyncError::Unreachable { .. } => Status::unavailable(e.to_string()),
         SyncError::Refused(_) => Status::failed_precondition(e.to_string()),
         SyncError::Mismatch { .. } | SyncError::Internal(_) => Status::internal(e.to_string()),

@@ -144,10 +144,42 @@ pub async fn connect(url: &str, security: &Security) -> Result<Channel, SyncErro
             )));
         }
     }
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| unreachable(format!("{e:?}")))
+    endpoint.connect().await.map_err(|e| {
+        let reason = format!("{e:?}");
+        if CERTIFICATE_ERRORS
+            .iter()
+            .any(|marker| reason.contains(marker))
+        {
+            SyncError::Tls {
+                endpoint: url.to_string(),
+                reason: certificate_reason(&reason),
+            }
+        } else {
+            unreachable(reason)
+        }
+    })
+}
+
+/// What rustls calls certificate problems: these do not go away by retrying.
+const CERTIFICATE_ERRORS: &[&str] = &[
+    "InvalidCertificate",
+    "CertificateRequired",
+    "BadCertificate",
+    "UnknownIssuer",
+];
+
+/// The certificate complaint alone, e.g. `InvalidCertificate(UnknownIssuer)`.
+fn certificate_reason(debug: &str) -> String {
+    match debug.find("InvalidCertificate") {
+        Some(at) => {
+            let tail = &debug[at..];
+            match tail.find(')') {
+                Some(end) => tail[..=end].to_string(),
+                None => tail.to_string(),
+            }
+        }
+        None => debug.to_string(),
+    }
 }
 
 /// Accepted connections of `listener`, with Nagle's algorithm off. tonic's
