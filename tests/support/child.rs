@@ -123,34 +123,38 @@ pub fn master_target_on(
     listen: &str,
     extra: &[&str],
 ) -> (HomewardChild, String) {
-    let root = root.to_str().expect("utf-8 path");
-    let mut args = vec![
-        "serve",
-        "--role",
-        "master-target",
-        "--listen",
-        listen,
-        "--target-root",
-        root,
-        "--plaintext-loopback",
-    ];
-    args.extend_from_slice(extra);
-    let (child, line) = spawn_until(&args, "listening on");
-    let addr = line.rsplit(' ').next().expect("address").to_string();
-    (child, format!("http://{addr}"))
+    serve("master-target", listen, "--target-root", root, extra)
 }
 
 /// Starts a process server on an ephemeral loopback port reading under
 /// `source_root`, plaintext; returns it and its `http://127.0.0.1:PORT` URL.
 pub fn process_server(source_root: &std::path::Path, extra: &[&str]) -> (HomewardChild, String) {
-    let root = source_root.to_str().expect("utf-8 path");
+    serve(
+        "process-server",
+        "127.0.0.1:0",
+        "--source-root",
+        source_root,
+        extra,
+    )
+}
+
+/// `homeward serve --role ROLE` in plaintext on `listen`, with one root
+/// directory; returns the child and the URL it listens on.
+fn serve(
+    role: &str,
+    listen: &str,
+    root_flag: &str,
+    root: &std::path::Path,
+    extra: &[&str],
+) -> (HomewardChild, String) {
+    let root = root.to_str().expect("utf-8 path");
     let mut args = vec![
         "serve",
         "--role",
-        "process-server",
+        role,
         "--listen",
-        "127.0.0.1:0",
-        "--source-root",
+        listen,
+        root_flag,
         root,
         "--plaintext-loopback",
     ];
