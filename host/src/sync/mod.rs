@@ -56,5 +56,23 @@ pub const MIN_BLOCK_SIZE: usize = 4 << 10;
 /// Largest block size.
 pub const MAX_BLOCK_SIZE: usize = 16 << 20;
 
+/// Checks a block size: a power of two from [`MIN_BLOCK_SIZE`] to [`MAX_BLOCK_SIZE`].
+pub fn check_block_size(block_size: usize) -> Result<(), String> {
+    if (MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) && block_size.is_power_of_two() {
+        Ok(())
+    } else {
+        Err(format!(
+            "block size {block_size} (--block-size) must be a power of two from {MIN_BLOCK_SIZE} (4K) to {MAX_BLOCK_SIZE} (16M)"
+        ))
+    }
+}
+
+/// Length of block `index` of a disk of `capacity` bytes: `block_size`, or less
+/// for the last block.
+pub fn block_len(capacity: u64, block_size: usize, index: u64) -> usize {
+    let offset = index.saturating_mul(block_size as u64);
+    capacity.saturating_sub(offset).min(block_size as u64) as usize
+}
+
 /// gRPC metadata key naming the session of a `Transfer` stream.
 pub const SESSION_HEADER: &str = "x-homeward-session";

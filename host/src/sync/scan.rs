@@ -39,7 +39,7 @@ impl<'a> BlockReader<'a> {
     /// The bytes of block `index` (shorter for the last block of the disk).
     pub fn block(&mut self, index: u64) -> io::Result<&[u8]> {
         let offset = index * self.block_size as u64;
-        let len = (self.capacity.saturating_sub(offset)).min(self.block_size as u64) as usize;
+        let len = super::block_len(self.capacity, self.block_size, index);
         let end = offset + len as u64;
         if offset < self.start || end > self.start + self.len as u64 {
             let want = (self.capacity - offset).min(self.buf.len() as u64) as usize;

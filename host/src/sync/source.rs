@@ -20,7 +20,7 @@ use super::proto::{
 use super::scan::BlockReader;
 use super::throttle::Pacer;
 use super::transport::{self, MAX_MESSAGE, Security};
-use super::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, PROTOCOL_VERSION, SESSION_HEADER};
+use super::{PROTOCOL_VERSION, SESSION_HEADER, block_len, check_block_size};
 use crate::disk::BlockDevice;
 use crate::disk::image::{self, ImageFormat};
 use std::collections::{HashSet, VecDeque};
@@ -95,11 +95,7 @@ pub async fn run(
     progress: watch::Sender<Progress>,
 ) -> Result<SyncOutcome, SyncError> {
     let bs = spec.block_size;
-    if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&bs) || !bs.is_power_of_two() {
-        return Err(SyncError::Config(format!(
-            "block size {bs} (--block-size) must be a power of two from {MIN_BLOCK_SIZE} (4K) to {MAX_BLOCK_SIZE} (16M)"
-        )));
-    }
+    check_block_size(bs).map_err(SyncError::Config)?;
     let source: Arc<dyn BlockDevice> = Arc::from(
         image::open(&spec.source, false, spec.source_format).map_err(|e| SyncError::Source {
             path: spec.source.display().to_string(),
@@ -134,6 +130,7 @@ pub async fn run(
     let result = loop {
         attempts += 1;
         counters.scanned.store(0, Ordering::Relaxed);
+        let sent_before = counters.sent.load(Ordering::Relaxed);
         let attempt = async {
             let channel = transport::connect(endpoint, security).await?;
             attempt(channel, &source, spec, &source_id, pacers, &counters).await
@@ -141,6 +138,12 @@ pub async fn run(
         match attempt.await {
             Ok(root) => break Ok(root),
             Err(e) if e.is_transient() => {
+                // An attempt that moved data ends an outage: the next one gets
+                // the whole reconnect window again.
+                if counters.sent.load(Ordering::Relaxed) > sent_before {
+                    unreachable_since = None;
+                    backoff = Duration::from_millis(100);
+                }
                 let since = *unreachable_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= deadline_after {
                     break Err(e);
@@ -400,7 +403,7 @@ impl Scan {
         let mut reader = BlockReader::new(&*self.source, self.block_size);
         for index in 0..blocks {
             let offset = index * self.block_size as u64;
-            let len = (capacity - offset).min(self.block_size as u64) as usize;
+            let len = block_len(capacity, self.block_size, index);
             let hole = allocated
                 .as_deref()
                 .is_some_and(|r| !overlaps(r, offset..offset + len as u64));
@@ -436,7 +439,7 @@ impl Scan {
         // Until the driver drops its end: blocks the master target rejected.
         while let Ok(index) = resends.recv() {
             let offset = index * self.block_size as u64;
-            let len = (capacity - offset).min(self.block_size as u64) as usize;
+            let len = block_len(capacity, self.block_size, index);
             let mut data = vec![0u8; len];
             self.source
                 .read_at(&mut data, offset)

@@ -20,7 +20,7 @@ use super::proto::{
     OpenReply, OpenRequest, Rejected, SessionRef, TransferEvent, transfer_event,
 };
 use super::scan::BlockReader;
-use super::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, PROTOCOL_VERSION, SESSION_HEADER};
+use super::{PROTOCOL_VERSION, SESSION_HEADER, block_len, check_block_size};
 use crate::disk::BlockDevice;
 use crate::disk::image::{self, ImageFormat};
 use std::collections::HashMap;
@@ -109,8 +109,7 @@ struct SessionState {
 
 impl Session {
     fn block_len(&self, index: u64) -> usize {
-        let start = index * self.block_size as u64;
-        (self.capacity - start).min(self.block_size as u64) as usize
+        block_len(self.capacity, self.block_size, index)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionState> {
@@ -187,12 +186,7 @@ impl MasterTargetService {
             )));
         }
         let block_size = req.block_size as usize;
-        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) || !block_size.is_power_of_two()
-        {
-            return Err(Status::invalid_argument(format!(
-                "block size {block_size} must be a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE}"
-            )));
-        }
+        check_block_size(block_size).map_err(Status::invalid_argument)?;
         if req.capacity == 0 {
             return Err(Status::invalid_argument(
                 "the source disk is empty (0 bytes)",
@@ -258,12 +252,10 @@ impl MasterTargetService {
         // A created target reads as zeros until written; otherwise only what the
         // checkpoint vouches for is known before the scan or the writes.
         let zero = ZeroLeaves::new(block_size);
-        let block_len =
-            |b: u64| (req.capacity - b * block_size as u64).min(block_size as u64) as usize;
         let leaves = (0..blocks)
             .map(|b| {
                 if created {
-                    Some(zero.get(block_len(b)))
+                    Some(zero.get(block_len(req.capacity, block_size, b)))
                 } else {
                     ckpt.leaf(b)
                 }
