@@ -36,7 +36,9 @@
 //!
 //! Beyond the bindings, the SDK has small tools most plugins need:
 //! [`Error`] constructors ([`errors`]), a bounds-checked byte reader for on-disk
-//! formats ([`bytes`]), a logger ([`log`]), the operator's configuration
+//! formats ([`bytes`]), the parts every file-system handler needs ([`fs`]:
+//! a device trait, path resolution confined to the guest root, CRC-32C, and
+//! the [`filesystem_plugin!`] export macro), a logger ([`log`]), the operator's configuration
 //! ([`config`]) and HTTP and SOAP over `wasi:http` ([`http`], [`soap`]).
 //!
 //! The sandbox: a plugin gets nothing it did not ask for in its manifest *and*
@@ -46,6 +48,7 @@
 
 pub mod bytes;
 pub mod errors;
+pub mod fs;
 pub mod http;
 pub mod manifest;
 pub mod soap;

@@ -3,6 +3,7 @@
 //! components.
 
 pub mod child;
+pub mod fs_images;
 pub mod images;
 
 use std::io::{BufRead, BufReader, Write};
