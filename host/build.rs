@@ -1,7 +1,8 @@
 //! Build steps of the host:
 //! - compiles the replication protocol (`proto/replication.proto`) with protox
 //!   (a pure-Rust protobuf compiler, so no `protoc` is needed) and tonic;
-//! - builds the plugins the `homeward` binary embeds (its built-in defaults) for
+//! - builds the plugins the `homeward` binary embeds (its built-in defaults:
+//!   the SDK's template and the product plugins of `plugins/`) for
 //!   wasm32-wasip2, and tells `src/embedded.rs` where they are.
 
 #[path = "build_wasm.rs"]
@@ -23,6 +24,18 @@ fn main() {
     let out = build_wasm::build(&template.join("Cargo.toml"));
     let wasm = out.join("homeward_template.wasm");
     println!("cargo:rustc-env=HOMEWARD_TEMPLATE_WASM={}", wasm.display());
+
+    // The product plugins: one workspace, one build.
+    let plugins = root.join("plugins");
+    build_wasm::rerun_if_changed(&[&plugins]);
+    let out = build_wasm::build(&plugins.join("Cargo.toml"));
+    for (var, file) in [
+        ("HOMEWARD_PLUGIN_FS_EXT4", "homeward_fs_ext4.wasm"),
+        ("HOMEWARD_PLUGIN_FS_XFS", "homeward_fs_xfs.wasm"),
+        ("HOMEWARD_PLUGIN_FS_REISERFS", "homeward_fs_reiserfs.wasm"),
+    ] {
+        println!("cargo:rustc-env={var}={}", out.join(file).display());
+    }
 }
 
 fn compile_protocol() {

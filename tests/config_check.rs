@@ -196,4 +196,8 @@ fn the_demo_runs_on_embedded_defaults() {
         out.contains("plan after apply: /etc/motd already says so: nothing to do (0 changes)"),
         "{out}"
     );
+    // The guest is a real ext4 disk, fixed through the ext4 handler plugin
+    // (scripts/test installs e2fsprogs) and clean by e2fsck afterwards.
+    assert!(out.contains("opened by plugin `fs-ext4`"), "{out}");
+    assert!(out.contains("-root.img: clean"), "{out}");
 }

@@ -5,7 +5,9 @@
 use homeward::config::Grants;
 use homeward::disk::{BlockDevice, RawFile};
 use homeward::plugin::instance::ProbeResult;
-use homeward::plugin::{Failure, PluginError, PluginSettings, Runtime, RuntimeOptions};
+use homeward::plugin::{
+    Failure, LoadedPlugin, PluginError, PluginSettings, Runtime, RuntimeOptions,
+};
 use homeward_tests::disk_probe_path;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,11 +21,9 @@ fn image(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-fn probe(
-    config: &[(&str, &str)],
-    disk_write: bool,
-    device: Arc<dyn BlockDevice>,
-) -> Result<ProbeResult, PluginError> {
+/// The fixture with `config` and, when `disk_write`, the `disk-write` grant.
+/// The runtime comes along: it drives call deadlines.
+fn load(config: &[(&str, &str)], disk_write: bool) -> (Runtime, LoadedPlugin) {
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
     let settings = PluginSettings {
         grants: Grants {
@@ -37,7 +37,30 @@ fn probe(
         ..PluginSettings::default()
     };
     let plugin = runtime.load_file(&disk_probe_path(), settings).unwrap();
+    (runtime, plugin)
+}
+
+fn probe(
+    config: &[(&str, &str)],
+    disk_write: bool,
+    device: Arc<dyn BlockDevice>,
+) -> Result<ProbeResult, PluginError> {
+    let (_runtime, plugin) = load(config, disk_write);
     plugin.instantiate()?.probe_filesystem(device, "disk-0")
+}
+
+/// Opens a volume with the fixture, which writes first when configured to.
+fn open_volume(
+    config: &[(&str, &str)],
+    disk_write: bool,
+    device: Arc<dyn BlockDevice>,
+    writable: bool,
+) -> Result<(), PluginError> {
+    let (_runtime, plugin) = load(config, disk_write);
+    plugin
+        .instantiate()?
+        .open_volume(device, "disk-0", writable)
+        .map(drop)
 }
 
 #[test]
@@ -81,15 +104,12 @@ fn reading_past_the_end_is_an_error_for_the_plugin_not_a_crash() {
 fn writes_need_the_grant_and_a_writable_device() {
     let dir = tempfile::tempdir().unwrap();
     let path = image(dir.path());
+    let untouched = || assert_eq!(&std::fs::read(&path).unwrap()[32..40], &[0u8; 8]);
+    let writable = || -> Arc<dyn BlockDevice> { Arc::new(RawFile::open_writable(&path).unwrap()) };
 
-    // Asked for by the manifest, but not granted: refused, disk unchanged.
-    let err = probe(
-        &[("write", "yes")],
-        false,
-        Arc::new(RawFile::open_writable(&path).unwrap()),
-    )
-    .unwrap_err();
-    match err {
+    // The plugin writes while the host lent the disk read-only (an open for
+    // reading): the `disk` resource itself refuses, naming the grant.
+    match open_volume(&[("write", "yes")], true, writable(), false).unwrap_err() {
         PluginError::Failed {
             failure: Failure::PermissionDenied { message, missing },
             ..
@@ -99,25 +119,25 @@ fn writes_need_the_grant_and_a_writable_device() {
         }
         other => panic!("expected permission-denied, got {other:?}"),
     }
-    assert_eq!(&std::fs::read(&path).unwrap()[32..40], &[0u8; 8]);
+    untouched();
+
+    // A writable open without the grant is refused before the plugin runs.
+    let err = open_volume(&[("write", "yes")], false, writable(), true).unwrap_err();
+    assert!(err.to_string().contains("disk-write"), "{err}");
+    untouched();
 
     // Granted, but the host opened the device read-only: still refused.
-    assert!(
-        probe(
-            &[("write", "yes")],
-            true,
-            Arc::new(RawFile::open(&path).unwrap())
-        )
-        .is_err()
-    );
-    assert_eq!(&std::fs::read(&path).unwrap()[32..40], &[0u8; 8]);
+    let read_only: Arc<dyn BlockDevice> = Arc::new(RawFile::open(&path).unwrap());
+    assert!(open_volume(&[("write", "yes")], true, read_only, true).is_err());
+    untouched();
 
-    // Granted and writable: the bytes land.
-    probe(
-        &[("write", "yes")],
-        true,
-        Arc::new(RawFile::open_writable(&path).unwrap()),
-    )
-    .unwrap();
+    // A probe only ever reads, whatever the grants.
+    probe(&[], true, writable()).unwrap();
+    untouched();
+
+    // Granted and writable: the bytes land (then the fixture says it opens
+    // no volumes).
+    let err = open_volume(&[("write", "yes")], true, writable(), true).unwrap_err();
+    assert!(err.to_string().contains("opens no volumes"), "{err}");
     assert_eq!(&std::fs::read(&path).unwrap()[32..40], b"TOUCHED!");
 }

@@ -299,6 +299,7 @@ async fn sync_to(url: &str, src: &Path, target: &Path, mode: Mode) -> Result<(),
         mode,
         block_size: MIB as usize,
         compress: true,
+        in_use: None,
     };
     let (progress, _watch) = tokio::sync::watch::channel(Default::default());
     let retry = RetryPolicy {

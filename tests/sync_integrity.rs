@@ -112,6 +112,7 @@ async fn a_bit_flipped_in_transit_is_rejected_and_resent() {
         mode: Mode::Full,
         block_size: 1 << 20,
         compress: false,
+        in_use: None,
     };
     let (progress, _watch) = tokio::sync::watch::channel(Default::default());
     let outcome = source::run(

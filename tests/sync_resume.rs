@@ -69,6 +69,7 @@ async fn a_master_target_killed_at_half_way_resumes_where_it_stopped() {
         mode: Mode::Full,
         block_size: 1 << 20,
         compress: false,
+        in_use: None,
     };
     let (progress, mut watch) = tokio::sync::watch::channel(Default::default());
     let run = {

@@ -300,6 +300,7 @@ fn sync_as(files: TlsFiles, url: &str, src: &Path, dst: &Path) -> Result<(), Syn
         mode: Mode::Full,
         block_size: DEFAULT_BLOCK_SIZE,
         compress: true,
+        in_use: None,
     };
     let retry = RetryPolicy {
         reconnect_for: Duration::ZERO,
@@ -387,6 +388,7 @@ fn plaintext_is_refused_off_loopback() {
         mode: Mode::Full,
         block_size: DEFAULT_BLOCK_SIZE,
         compress: true,
+        in_use: None,
     };
     let attempt = |url: &str, security: Security| {
         runtime().block_on(async {

@@ -1,9 +1,11 @@
 //! The plugins built into the `homeward` binary: its embedded defaults.
 //!
 //! `build.rs` compiles them for wasm32-wasip2 at build time, so the binary runs
-//! with no plugin files around. Today that is the SDK's template plugin; the
-//! product plugins (adapters, file-system handlers, guest steps) join it as
-//! they land in `plugins/`.
+//! with no plugin files around: the SDK's template plugin and the product
+//! plugins of `plugins/` (today the ext4, XFS and ReiserFS handlers; the
+//! adapters and guest steps join them as they land). Embedded plugins are
+//! granted nothing by default; a command that needs a grant says so (`homeward
+//! fs put` grants `disk-write` for the disk the operator named).
 
 /// One embedded plugin.
 #[derive(Debug, Clone, Copy)]
@@ -20,8 +22,26 @@ pub const TEMPLATE: EmbeddedPlugin = EmbeddedPlugin {
     wasm: include_bytes!(env!("HOMEWARD_TEMPLATE_WASM")),
 };
 
+/// The ext4 (and ext2/ext3) file-system handler.
+pub const FS_EXT4: EmbeddedPlugin = EmbeddedPlugin {
+    id: "fs-ext4",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_FS_EXT4")),
+};
+
+/// The XFS file-system handler.
+pub const FS_XFS: EmbeddedPlugin = EmbeddedPlugin {
+    id: "fs-xfs",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_FS_XFS")),
+};
+
+/// The ReiserFS 3.6 file-system handler.
+pub const FS_REISERFS: EmbeddedPlugin = EmbeddedPlugin {
+    id: "fs-reiserfs",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_FS_REISERFS")),
+};
+
 /// Every embedded plugin.
-pub const ALL: &[EmbeddedPlugin] = &[TEMPLATE];
+pub const ALL: &[EmbeddedPlugin] = &[TEMPLATE, FS_EXT4, FS_XFS, FS_REISERFS];
 
 /// The embedded plugin with that id.
 pub fn get(id: &str) -> Option<EmbeddedPlugin> {

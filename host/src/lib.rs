@@ -8,7 +8,8 @@
 //!
 //! - [`plugin`]: load, check, sandbox and call plugins.
 //! - [`config`]: the plugin-set file (`homeward.toml`) and its diagnostics.
-//! - [`disk`]: block devices.
+//! - [`disk`]: block devices, and the partitions and logical volumes on them.
+//! - [`filesystem`]: file systems on volumes, through the handler plugins.
 //! - [`guest_fs`]: guest root file trees, confined to their root.
 //! - [`embedded`]: the plugins built into the `homeward` binary.
 //! - [`sync`]: the replication data path (process server, master target).
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod embedded;
+pub mod filesystem;
 pub mod guest_fs;
 pub mod plugin;
 pub mod sync;

@@ -505,7 +505,9 @@ pub fn split_path(path: &str) -> Result<Vec<&str>, Error> {
         )));
     }
     if path.contains('\0') {
-        return Err(Error::invalid_input(format!("path {path:?} contains a NUL byte")));
+        return Err(Error::invalid_input(format!(
+            "path {path:?} contains a NUL byte"
+        )));
     }
     Ok(path
         .split('/')
@@ -529,7 +531,10 @@ pub fn resolve<N: Namespace>(ns: &N, path: &str, follow_last: bool) -> Result<N:
 
 /// The parent directory of `path` (resolved, symlinks followed) and the last
 /// component's name, for creating or removing an entry.
-pub fn resolve_parent<'p, N: Namespace>(ns: &N, path: &'p str) -> Result<(N::Node, &'p str), Error> {
+pub fn resolve_parent<'p, N: Namespace>(
+    ns: &N,
+    path: &'p str,
+) -> Result<(N::Node, &'p str), Error> {
     let components = split_path(path)?;
     let Some((&name, parents)) = components.split_last() else {
         return Err(Error::invalid_input(format!(
@@ -591,7 +596,10 @@ impl<N: Namespace> Walker<'_, N> {
                 )));
             }
             let Some(node) = self.ns.lookup(&dir, name)? else {
-                return Err(Error::not_found(format!("{}: no entry {name:?}", self.path)));
+                return Err(Error::not_found(format!(
+                    "{}: no entry {name:?}",
+                    self.path
+                )));
             };
             if self.ns.kind(&node)? == FileKind::Symlink && (!last || follow_last) {
                 self.links += 1;
@@ -615,5 +623,62 @@ impl<N: Namespace> Walker<'_, N> {
             }
         }
         Ok(())
+    }
+}
+
+/// Directory entries a fuzz run visits at most, so a damaged tree cannot make
+/// one input run long.
+const FUZZ_MAX_ENTRIES: usize = 2000;
+/// Bytes a fuzz run reads per file at most.
+const FUZZ_MAX_READ: u32 = 64 << 10;
+/// Bytes a fuzz run writes: a few blocks, so that small files must grow and
+/// the allocator runs.
+const FUZZ_WRITE_LEN: usize = 10_000;
+
+/// The body of a file-system handler's fuzz target: takes `data` as a volume
+/// and runs everything a host may ask of `F`: probe, used extents, open
+/// read-only, a walk of the whole tree (stat, read, read-link; bounded), then,
+/// on a writable copy, growing the first regular file, creating a new one and
+/// syncing. Every error is ignored; the handler must only never panic or hang.
+pub fn fuzz_file_system<F: FileSystem>(data: &[u8]) {
+    let dev = MemDevice::read_only(data.to_vec());
+    let _ = F::probe(&dev);
+    let _ = F::used_extents(&dev);
+    let mut first_file = None;
+    if let Ok(fs) = F::open(Box::new(dev), false) {
+        let _ = fs.info();
+        let mut queue = vec!["/".to_string()];
+        let mut seen = 0;
+        'walk: while let Some(dir) = queue.pop() {
+            let Ok(entries) = fs.read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                seen += 1;
+                if seen > FUZZ_MAX_ENTRIES {
+                    break 'walk;
+                }
+                let path = format!("{}/{}", dir.trim_end_matches('/'), entry.name);
+                let _ = fs.stat(&path);
+                match entry.kind {
+                    FileKind::Directory => queue.push(path),
+                    FileKind::Symlink => {
+                        let _ = fs.read_link(&path);
+                    }
+                    FileKind::Regular => {
+                        let _ = fs.read_file(&path, 0, FUZZ_MAX_READ);
+                        first_file.get_or_insert(path);
+                    }
+                    FileKind::Other => {}
+                }
+            }
+        }
+    }
+    if let Ok(mut fs) = F::open(Box::new(MemDevice::writable(data.to_vec())), true) {
+        if let Some(path) = first_file {
+            let _ = fs.write_file(&path, &[0x5a; FUZZ_WRITE_LEN], 0o644);
+        }
+        let _ = fs.write_file("/fuzz-new-file", &[0xa5; FUZZ_WRITE_LEN], 0o644);
+        let _ = fs.sync();
     }
 }

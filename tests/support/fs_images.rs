@@ -106,7 +106,8 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 pub fn standard_tree(scale: usize) -> Vec<TreeEntry> {
     use TreeEntry::*;
     let p = PathBuf::from;
-    let mut entries = vec![
+    let mut entries =
+        vec![
         Dir(p("etc")),
         File(p("etc/hostname"), b"web01\n".to_vec()),
         File(p("etc/empty"), Vec::new()),
@@ -164,7 +165,9 @@ pub fn write_tree(root: &Path, entries: &[TreeEntry]) {
     for entry in entries {
         match entry {
             TreeEntry::Dir(rel) => std::fs::create_dir_all(root.join(rel)).expect("mkdir"),
-            TreeEntry::File(rel, content) => std::fs::write(root.join(rel), content).expect("write"),
+            TreeEntry::File(rel, content) => {
+                std::fs::write(root.join(rel), content).expect("write")
+            }
             TreeEntry::Symlink(rel, target) => {
                 std::os::unix::fs::symlink(target, root.join(rel)).expect("symlink")
             }
@@ -175,4 +178,57 @@ pub fn write_tree(root: &Path, entries: &[TreeEntry]) {
 /// The guest path (`/etc/hostname`) of a tree entry's relative path.
 pub fn guest_path(rel: &Path) -> String {
     format!("/{}", rel.display())
+}
+
+/// The file-system handlers embedded in the host (ext4, XFS, ReiserFS), as
+/// wasm components in a fresh runtime; `disk_write` grants them writing. Keep
+/// the runtime alive while calling: it drives the call deadlines.
+pub fn embedded_fs_handlers(
+    disk_write: bool,
+) -> (homeward::plugin::Runtime, homeward::filesystem::FsHandlers) {
+    use homeward::config::Grants;
+    use homeward::plugin::{PluginSettings, Runtime, RuntimeOptions};
+    let runtime = Runtime::new(RuntimeOptions::default()).expect("plugin runtime");
+    let plugins: Vec<_> = homeward::embedded::ALL
+        .iter()
+        .filter(|p| p.id.starts_with("fs-"))
+        .map(|p| {
+            let settings = PluginSettings {
+                grants: Grants {
+                    disk_write,
+                    ..Grants::default()
+                },
+                ..PluginSettings::default()
+            };
+            runtime
+                .load(p.wasm, p.id, settings)
+                .unwrap_or_else(|e| panic!("embedded {} does not load: {e}", p.id))
+        })
+        .collect();
+    assert_eq!(
+        plugins.len(),
+        3,
+        "ext4, XFS and ReiserFS handlers are embedded"
+    );
+    (runtime, homeward::filesystem::FsHandlers::new(plugins))
+}
+
+/// Makes a 32 MiB ext4 image with 4 KiB blocks at `image`, populated from
+/// `entries` (through a source directory under `scratch`).
+pub fn ext4_image(image: &Path, scratch: &Path, entries: &[TreeEntry], extra: &[&str]) {
+    let src = scratch.join("ext4-src");
+    std::fs::create_dir_all(&src).expect("source dir");
+    write_tree(&src, entries);
+    sparse_file(image, 32 << 20);
+    let mut args = vec!["-q", "-F", "-b", "4096", "-L", "guestroot"];
+    args.extend_from_slice(extra);
+    let (src, img) = (src.display().to_string(), image.display().to_string());
+    args.extend_from_slice(&["-d", &src, &img]);
+    run_tool("mkfs.ext4", &args);
+}
+
+/// `grub-fstest IMG cat PATH`: GRUB's own readers of ext4, XFS and ReiserFS,
+/// an implementation independent of both the kernel and Homeward.
+pub fn grub_cat(image: &Path, path: &str) -> Vec<u8> {
+    run_tool("grub-fstest", &[&image.display().to_string(), "cat", path]).stdout
 }

@@ -3,7 +3,11 @@
 //! components.
 
 pub mod child;
+pub mod disk_layout;
+pub mod fs_ext4;
 pub mod fs_images;
+pub mod fs_reiserfs;
+pub mod fs_xfs;
 pub mod images;
 
 use std::io::{BufRead, BufReader, Write};

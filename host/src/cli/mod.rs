@@ -3,6 +3,7 @@
 
 mod config_cmd;
 mod demo;
+mod fs_cmd;
 mod plugin_cmd;
 mod plugin_set;
 mod sync_cmd;
@@ -44,6 +45,9 @@ enum Command {
     /// Measure the host.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Look into a guest disk offline: volumes, file systems, files (and fix them).
+    #[command(subcommand)]
+    Fs(fs_cmd::FsCommand),
     /// Sync a disk image to another through the real data path (both roles in
     /// this process, gRPC over loopback).
     Sync(sync_cmd::SyncArgs),
@@ -95,7 +99,8 @@ where
         Command::Plugin(cmd) => plugin_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Bench(BenchCommand::Plugins { scale }) => crate::bench::run_and_print(scale, out),
-        Command::Sync(args) => sync_cmd::sync(args, out),
+        Command::Fs(cmd) => fs_cmd::run(cmd, cli.config.as_deref(), out),
+        Command::Sync(args) => sync_cmd::sync(args, cli.config.as_deref(), out),
         Command::Serve(args) => sync_cmd::serve(args, out),
     }
 }

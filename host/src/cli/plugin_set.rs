@@ -1,7 +1,7 @@
 //! Finding the plugin set the operator means: `--config FILE`, else
 //! `./homeward.toml`, else the embedded defaults.
 
-use crate::config::{self, Parsed};
+use crate::config::{self, Grants, Parsed};
 use crate::embedded;
 use crate::plugin::{LoadedPlugin, PluginError, PluginSettings, Runtime, RuntimeOptions};
 use anyhow::{Context, bail};
@@ -64,6 +64,17 @@ pub struct Entry {
 
 /// Loads every plugin of the set into `runtime`.
 pub fn load_all(source: &Source) -> anyhow::Result<(Runtime, Vec<Entry>)> {
+    load_all_with(source, false)
+}
+
+/// [`load_all`], granting `disk-write` to the embedded plugins when
+/// `embedded_disk_write`: a command that changes a disk the operator named
+/// (`homeward fs put`) is itself the grant. A plugin-set file's grants are
+/// never widened.
+pub fn load_all_with(
+    source: &Source,
+    embedded_disk_write: bool,
+) -> anyhow::Result<(Runtime, Vec<Entry>)> {
     match source {
         Source::Embedded => {
             let runtime = Runtime::new(RuntimeOptions {
@@ -78,7 +89,13 @@ pub fn load_all(source: &Source) -> anyhow::Result<(Runtime, Vec<Entry>)> {
                     loaded: runtime.load(
                         p.wasm,
                         &format!("embedded:{}", p.id),
-                        PluginSettings::default(),
+                        PluginSettings {
+                            grants: Grants {
+                                disk_write: embedded_disk_write,
+                                ..Grants::default()
+                            },
+                            ..PluginSettings::default()
+                        },
                     ),
                 })
                 .collect();

@@ -1,7 +1,10 @@
 //! `homeward sync` (both roles in one process) and `homeward serve` (one role).
 
+use super::plugin_set;
 use super::units::{parse_block_size, parse_rate};
+use crate::disk::BlockDevice;
 use crate::disk::image::ImageFormat;
+use crate::filesystem::{FsHandlers, used_map};
 use crate::sync::process_server::{ProcessServerConfig, ProcessServerService};
 use crate::sync::proto::master_target_server::MasterTargetServer;
 use crate::sync::proto::process_server_server::ProcessServerServer;
@@ -13,8 +16,10 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `homeward sync`.
@@ -47,6 +52,11 @@ pub struct SyncArgs {
     /// Make written blocks durable (checkpoint) every N blocks (default: every 64 MiB).
     #[arg(long)]
     checkpoint_blocks: Option<usize>,
+    /// Copy only what the guest's file systems use: the file-system handlers
+    /// read the source's partitions and volumes, and free space is sent as
+    /// zeros (skipped on a full sync). Volumes no handler recognises are copied whole.
+    #[arg(long)]
+    skip_free_space: bool,
 }
 
 /// Which role `homeward serve` plays.
@@ -103,7 +113,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-pub fn sync(args: SyncArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn sync(
+    args: SyncArgs,
+    config: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let in_use = if args.skip_free_space {
+        let (ranges, notes) = source_in_use(&args, config)?;
+        for note in notes {
+            writeln!(out, "{note}")?;
+        }
+        Some(Arc::new(ranges))
+    } else {
+        None
+    };
     let spec = SyncSpec {
         source: args.from.clone(),
         source_format: args.from_format,
@@ -112,6 +135,7 @@ pub fn sync(args: SyncArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         mode: if args.delta { Mode::Delta } else { Mode::Full },
         block_size: args.block_size,
         compress: !args.no_compress,
+        in_use,
     };
     let checkpoint = CheckpointPolicy {
         blocks: args.checkpoint_blocks,
@@ -153,6 +177,23 @@ pub fn sync(args: SyncArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     )?;
     writeln!(out, "whole-disk digest: {}", hex::encode(outcome.root))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bytes of the source its file systems use, by the handlers of the
+/// plugin set in effect.
+fn source_in_use(
+    args: &SyncArgs,
+    config: Option<&Path>,
+) -> anyhow::Result<(Vec<Range<u64>>, Vec<String>)> {
+    let source: Arc<dyn BlockDevice> = crate::disk::open(&args.from, false, args.from_format)
+        .with_context(|| format!("opening {}", args.from.display()))?
+        .into();
+    let layout = crate::disk::layout::resolve(source.clone())
+        .with_context(|| format!("reading the partitions of {}", args.from.display()))?;
+    let (_runtime, entries) = plugin_set::load_all(&plugin_set::locate(config))?;
+    let handlers = FsHandlers::new(entries.into_iter().filter_map(|e| e.loaded.ok()));
+    used_map(&handlers, source.capacity(), &layout.volumes)
+        .with_context(|| format!("finding the used space of {}", args.from.display()))
 }
 
 pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {

@@ -15,7 +15,8 @@ pub struct Grants {
     pub network: Vec<HostPort>,
     /// Host directories mapped into the plugin's filesystem view.
     pub dirs: Vec<DirGrant>,
-    /// Whether the plugin may write to its disk cache / scratch area.
+    /// Whether the plugin may write through the `disk` resource (file-system
+    /// handlers changing a guest disk).
     pub disk_write: bool,
 }
 

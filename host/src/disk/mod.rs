@@ -9,7 +9,9 @@
 //! - [`VmdkFlat`] (`vmdk.rs`): a VMDK text descriptor with flat extents
 //!   (`monolithicFlat`, ESXi's `vmfs`, `twoGbMaxExtentFlat`);
 //! - [`VhdFixed`] (`vhd.rs`): raw data followed by a 512-byte VHD footer, the
-//!   format Azure page blobs hold.
+//!   format Azure page blobs hold;
+//! - [`FreeAsZeros`] (`free_as_zeros.rs`): another device with the free space
+//!   of its file systems reading as zeros, for syncs that skip free space.
 //!
 //! Only formats whose data is stored in place, at the guest offset plus a
 //! constant, are served: reads and writes are one `pread`/`pwrite` each, with
@@ -18,12 +20,16 @@
 //! `qemu-img convert` command that makes it usable (`image.rs`), and [`open`]
 //! and [`create`] are the entry points that pick the implementation.
 
+mod free_as_zeros;
 pub mod image;
+pub mod layout;
 mod raw;
 mod vhd;
 mod vmdk;
 
+pub use free_as_zeros::FreeAsZeros;
 pub use image::{DiskError, ImageFormat, create, detect, open};
+pub use layout::{DiskView, Layout, LayoutError, Volume};
 pub use raw::RawFile;
 pub use vhd::VhdFixed;
 pub use vmdk::VmdkFlat;

@@ -10,6 +10,7 @@ use super::error::PluginError;
 use super::limits::explain;
 use super::loaded::PluginMeta;
 use super::state::PluginState;
+use super::volume::PluginVolume;
 use super::wit::{KindInstance, KindPre};
 use crate::disk::BlockDevice;
 use crate::guest_fs::GuestTree;
@@ -138,18 +139,13 @@ impl PluginInstance {
     }
 
     /// Asks a file-system handler whether `device` holds its file system. The
-    /// device is lent as the `disk` resource for this call only, writable when
-    /// the device is and the plugin has the `disk-write` grant.
+    /// device is lent, read-only, as the `disk` resource for this call only.
     pub fn probe_filesystem(
         &mut self,
         device: Arc<dyn BlockDevice>,
         id: &str,
     ) -> Result<ProbeResult, PluginError> {
-        let disk = super::wit::v0_1::DiskHandle {
-            id: id.to_string(),
-            writable: device.writable() && self.meta.grants.disk_write,
-            device,
-        };
+        let disk = self.lend(device, id, false);
         let plugin = self.meta.manifest.id.clone();
         let answer = self.call("filesystem.probe", |b, store| {
             b.probe_filesystem(store, disk)
@@ -159,6 +155,91 @@ impl PluginInstance {
             call: "filesystem.probe",
             failure: e.into(),
         })
+    }
+
+    /// Asks a file-system handler which bytes of `device` are in use. The
+    /// ranges come back sorted and merged; the host checks that they lie inside
+    /// the device before anyone relies on them.
+    pub fn used_extents(
+        &mut self,
+        device: Arc<dyn BlockDevice>,
+        id: &str,
+    ) -> Result<Vec<std::ops::Range<u64>>, PluginError> {
+        let capacity = device.capacity();
+        let disk = self.lend(device, id, false);
+        let plugin = self.meta.manifest.id.clone();
+        let answer = self.call("filesystem.used-extents", |b, store| {
+            b.used_extents(store, disk)
+        })?;
+        let ranges = answer.map_err(|e| PluginError::Failed {
+            plugin: plugin.clone(),
+            call: "filesystem.used-extents",
+            failure: e.into(),
+        })?;
+        checked_ranges(
+            &plugin,
+            ranges.into_iter().map(|r| (r.offset, r.length)),
+            capacity,
+        )
+    }
+
+    /// Opens the file system on `device` in this instance, which the returned
+    /// volume then owns. `writable` needs a writable device and the plugin's
+    /// `disk-write` grant; without them the open fails with the grant to add.
+    pub fn open_volume(
+        mut self,
+        device: Arc<dyn BlockDevice>,
+        id: &str,
+        writable: bool,
+    ) -> Result<PluginVolume, PluginError> {
+        let plugin = self.meta.manifest.id.clone();
+        if writable && !self.meta.grants.disk_write {
+            return Err(PluginError::Failed {
+                plugin,
+                call: "volume.open",
+                failure: super::Failure::PermissionDenied {
+                    message: format!(
+                        "writing {id} needs the `disk-write` capability: the plugin must ask for it and the operator must grant it (grants.disk-write = true in the plugin set)"
+                    ),
+                    missing: vec!["disk-write".to_string()],
+                },
+            });
+        }
+        if writable && !device.writable() {
+            return Err(PluginError::Failed {
+                plugin,
+                call: "volume.open",
+                failure: super::Failure::PermissionDenied {
+                    message: format!("{} is open read-only", device.describe()),
+                    missing: Vec::new(),
+                },
+            });
+        }
+        let disk = self.lend(device, id, writable);
+        let answer = self.call("volume.open", |b, store| {
+            b.open_volume(store, disk, writable)
+        })?;
+        let volume = answer.map_err(|e| PluginError::Failed {
+            plugin,
+            call: "volume.open",
+            failure: e.into(),
+        })?;
+        Ok(PluginVolume::new(self, volume))
+    }
+
+    /// The `disk` resource for `device`: writable only when asked, the device
+    /// allows it and the plugin holds the grant.
+    fn lend(
+        &self,
+        device: Arc<dyn BlockDevice>,
+        id: &str,
+        writable: bool,
+    ) -> super::wit::v0_1::DiskHandle {
+        super::wit::v0_1::DiskHandle {
+            id: id.to_string(),
+            writable: writable && device.writable() && self.meta.grants.disk_write,
+            device,
+        }
     }
 
     /// Runs one export under the plugin's limits and explains a stop.
@@ -231,4 +312,44 @@ impl PluginInstance {
             peak_memory_bytes: self.store.data().memory.peak_bytes() as u64,
         };
     }
+}
+
+/// Checks a plugin's byte ranges against the device: sorted, non-empty,
+/// inside `capacity`. A handler that breaks this is buggy or hostile, and the
+/// data path must not trust it (skipping bytes it wrongly calls free loses data).
+fn checked_ranges(
+    plugin: &str,
+    ranges: impl Iterator<Item = (u64, u64)>,
+    capacity: u64,
+) -> Result<Vec<std::ops::Range<u64>>, PluginError> {
+    let bad = |reason: String| PluginError::Failed {
+        plugin: plugin.to_string(),
+        call: "filesystem.used-extents",
+        failure: super::Failure::Internal(reason),
+    };
+    let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+    for (offset, length) in ranges {
+        let end = offset
+            .checked_add(length)
+            .filter(|&end| length > 0 && end <= capacity)
+            .ok_or_else(|| {
+                bad(format!(
+                    "range {offset}+{length} is empty or past the end of the {capacity}-byte volume"
+                ))
+            })?;
+        if let Some(last) = out.last_mut() {
+            if offset < last.end {
+                return Err(bad(format!(
+                    "range at {offset} is not sorted after the range ending at {}",
+                    last.end
+                )));
+            }
+            if offset == last.end {
+                last.end = end;
+                continue;
+            }
+        }
+        out.push(offset..end);
+    }
+    Ok(out)
 }

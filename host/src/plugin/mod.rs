@@ -12,6 +12,7 @@
 //! - [`runtime`]: the engine, linker, epoch ticker and [`Runtime::load`].
 //! - [`cache`]: precompiled components on disk.
 //! - [`loaded`], [`instance`]: a loaded plugin and its instances.
+//! - [`volume`]: a file system opened by a handler plugin (`volume` resource).
 //! - [`state`]: the per-instance sandbox (WASI context, HTTP gate).
 //! - [`limits`]: memory cap, deadline, fuel, and how a stop is explained.
 //! - [`wit`]: the generated bindings of each API line and the host interfaces.
@@ -26,6 +27,7 @@ pub mod loaded;
 pub mod manifest;
 pub mod runtime;
 pub mod state;
+pub mod volume;
 pub mod wit;
 
 pub use error::{Failure, PluginError};
@@ -34,3 +36,4 @@ pub use limits::Limits;
 pub use loaded::{LoadedPlugin, PluginMeta, PluginSettings};
 pub use manifest::{Manifest, PluginKind};
 pub use runtime::{Runtime, RuntimeOptions};
+pub use volume::PluginVolume;

@@ -87,6 +87,7 @@ impl ProcessServerService {
                 req.block_size as usize
             },
             compress: req.compress,
+            in_use: None,
         })
     }
 }

@@ -21,8 +21,8 @@ use super::scan::BlockReader;
 use super::throttle::Pacer;
 use super::transport::{self, MAX_MESSAGE, Security};
 use super::{PROTOCOL_VERSION, SESSION_HEADER, block_len, check_block_size};
-use crate::disk::BlockDevice;
 use crate::disk::image::{self, ImageFormat};
+use crate::disk::{BlockDevice, FreeAsZeros};
 use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -54,6 +54,10 @@ pub struct SyncSpec {
     pub block_size: usize,
     /// Offer compression.
     pub compress: bool,
+    /// The source bytes that hold data, when the file-system handlers know
+    /// ([`crate::filesystem::used_map`]); every other byte is treated as
+    /// zeros, so free space is skipped. `None` copies every allocated byte.
+    pub in_use: Option<Arc<Vec<std::ops::Range<u64>>>>,
 }
 
 /// How long to keep reconnecting after a transient failure.
@@ -96,12 +100,15 @@ pub async fn run(
 ) -> Result<SyncOutcome, SyncError> {
     let bs = spec.block_size;
     check_block_size(bs).map_err(SyncError::Config)?;
-    let source: Arc<dyn BlockDevice> = Arc::from(
+    let mut source: Arc<dyn BlockDevice> = Arc::from(
         image::open(&spec.source, false, spec.source_format).map_err(|e| SyncError::Source {
             path: spec.source.display().to_string(),
             reason: e.to_string(),
         })?,
     );
+    if let Some(in_use) = &spec.in_use {
+        source = Arc::new(FreeAsZeros::new(source, in_use.to_vec()));
+    }
     let source_id = format!(
         "{}:{}",
         spec.source

@@ -11,10 +11,11 @@ pub mod v0_1;
 use super::api::ApiLine;
 use super::manifest::PluginKind;
 use super::state::PluginState;
+use super::volume::{VolumeAnswer, VolumeOp};
 use crate::guest_fs::GuestTree;
 use std::sync::Arc;
 use wasmtime::Store;
-use wasmtime::component::{InstancePre, Linker};
+use wasmtime::component::{InstancePre, Linker, ResourceAny};
 
 /// Links the host interfaces of every API line.
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
@@ -83,6 +84,38 @@ impl KindInstance {
     > {
         match self {
             KindInstance::V0_1(b) => b.probe_filesystem(store, disk),
+        }
+    }
+
+    pub(crate) fn used_extents(
+        &self,
+        store: &mut Store<PluginState>,
+        disk: v0_1::DiskHandle,
+    ) -> wasmtime::Result<Result<Vec<v0_1::types::ByteRange>, v0_1::types::Error>> {
+        match self {
+            KindInstance::V0_1(b) => b.used_extents(store, disk),
+        }
+    }
+
+    pub(crate) fn open_volume(
+        &self,
+        store: &mut Store<PluginState>,
+        disk: v0_1::DiskHandle,
+        writable: bool,
+    ) -> wasmtime::Result<Result<ResourceAny, v0_1::types::Error>> {
+        match self {
+            KindInstance::V0_1(b) => b.open_volume(store, disk, writable),
+        }
+    }
+
+    pub(crate) fn volume_call(
+        &self,
+        store: &mut Store<PluginState>,
+        volume: ResourceAny,
+        op: VolumeOp<'_>,
+    ) -> wasmtime::Result<Result<VolumeAnswer, v0_1::types::Error>> {
+        match self {
+            KindInstance::V0_1(b) => b.volume_call(store, volume, op),
         }
     }
 

@@ -8,12 +8,13 @@
 use super::super::error::Failure;
 use super::super::manifest::PluginKind;
 use super::super::state::PluginState;
+use super::super::volume::{VolumeAnswer, VolumeOp};
 use crate::disk::BlockDevice;
 use crate::guest_fs::{self, GuestFsError, GuestTree};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, InstancePre, Linker, Resource};
+use wasmtime::component::{HasSelf, InstancePre, Linker, Resource, ResourceAny};
 
 mod host_imports {
     wasmtime::component::bindgen!({
@@ -214,13 +215,135 @@ impl KindInstance {
         let KindInstance::Filesystem(b) = self else {
             wasmtime::bail!("not a filesystem-handler plugin");
         };
+        with_lent_disk(store, disk, |store, borrowed| {
+            b.homeward_plugin_filesystem().call_probe(store, borrowed)
+        })
+    }
+}
+
+impl KindInstance {
+    /// `filesystem.used-extents` on `device`, lent for the call.
+    pub(crate) fn used_extents(
+        &self,
+        store: &mut Store<PluginState>,
+        disk: DiskHandle,
+    ) -> wasmtime::Result<Result<Vec<types::ByteRange>, types::Error>> {
+        let KindInstance::Filesystem(b) = self else {
+            wasmtime::bail!("not a filesystem-handler plugin");
+        };
+        with_lent_disk(store, disk, |store, borrowed| {
+            b.homeward_plugin_filesystem()
+                .call_used_extents(store, borrowed)
+        })
+    }
+
+    /// `volume.open`: the disk is handed over (owned) for the volume's life;
+    /// the plugin drops it when the volume goes.
+    pub(crate) fn open_volume(
+        &self,
+        store: &mut Store<PluginState>,
+        disk: DiskHandle,
+        writable: bool,
+    ) -> wasmtime::Result<Result<ResourceAny, types::Error>> {
+        let KindInstance::Filesystem(b) = self else {
+            wasmtime::bail!("not a filesystem-handler plugin");
+        };
         let handle = store.data_mut().table.push(disk)?;
-        let borrowed = Resource::<DiskHandle>::new_borrow(handle.rep());
-        let result = b
-            .homeward_plugin_filesystem()
-            .call_probe(&mut *store, borrowed);
-        store.data_mut().table.delete(handle)?;
-        result
+        b.homeward_plugin_filesystem()
+            .volume()
+            .call_open(&mut *store, handle, writable)
+    }
+
+    /// One method of an open `volume`.
+    pub(crate) fn volume_call(
+        &self,
+        store: &mut Store<PluginState>,
+        volume: ResourceAny,
+        op: VolumeOp<'_>,
+    ) -> wasmtime::Result<Result<VolumeAnswer, types::Error>> {
+        let KindInstance::Filesystem(b) = self else {
+            wasmtime::bail!("not a filesystem-handler plugin");
+        };
+        let api = b.homeward_plugin_filesystem().volume();
+        let store = &mut *store;
+        Ok(match op {
+            VolumeOp::Info => Ok(VolumeAnswer::Info(api.call_info(store, volume)?)),
+            VolumeOp::Stat(path) => api
+                .call_stat(store, volume, path)?
+                .map(|s| VolumeAnswer::Stat(stat_from_wit(s))),
+            VolumeOp::ReadDir(path) => api.call_read_dir(store, volume, path)?.map(|entries| {
+                VolumeAnswer::Entries(
+                    entries
+                        .into_iter()
+                        .map(|e| guest_fs::DirEntry {
+                            name: e.name,
+                            kind: kind_from_wit(e.kind),
+                        })
+                        .collect(),
+                )
+            }),
+            VolumeOp::ReadFile {
+                path,
+                offset,
+                length,
+            } => api
+                .call_read_file(store, volume, path, offset, length)?
+                .map(VolumeAnswer::Bytes),
+            VolumeOp::ReadLink(path) => api
+                .call_read_link(store, volume, path)?
+                .map(VolumeAnswer::Text),
+            VolumeOp::WriteFile {
+                path,
+                content,
+                mode,
+            } => api
+                .call_write_file(store, volume, path, content, mode)?
+                .map(|()| VolumeAnswer::Done),
+            VolumeOp::CreateDir { path, mode } => api
+                .call_create_dir(store, volume, path, mode)?
+                .map(|()| VolumeAnswer::Done),
+            VolumeOp::CreateSymlink { path, target } => api
+                .call_create_symlink(store, volume, path, target)?
+                .map(|()| VolumeAnswer::Done),
+            VolumeOp::Remove(path) => api
+                .call_remove(store, volume, path)?
+                .map(|()| VolumeAnswer::Done),
+            VolumeOp::Sync => api.call_sync(store, volume)?.map(|()| VolumeAnswer::Done),
+        })
+    }
+}
+
+/// Lends `disk` to the plugin for one call as a borrowed `disk` resource,
+/// and takes it back from the table whatever the call did.
+fn with_lent_disk<R>(
+    store: &mut Store<PluginState>,
+    disk: DiskHandle,
+    call: impl FnOnce(&mut Store<PluginState>, Resource<DiskHandle>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    let handle = store.data_mut().table.push(disk)?;
+    let borrowed = Resource::<DiskHandle>::new_borrow(handle.rep());
+    let result = call(store, borrowed);
+    store.data_mut().table.delete(handle)?;
+    result
+}
+
+fn stat_from_wit(s: types::FileStat) -> guest_fs::FileStat {
+    guest_fs::FileStat {
+        kind: kind_from_wit(s.kind),
+        size: s.size,
+        mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
+        modified_ms: s.modified_at,
+    }
+}
+
+fn kind_from_wit(k: types::FileKind) -> guest_fs::FileKind {
+    match k {
+        types::FileKind::Regular => guest_fs::FileKind::Regular,
+        types::FileKind::Directory => guest_fs::FileKind::Directory,
+        types::FileKind::Symlink => guest_fs::FileKind::Symlink,
+        types::FileKind::Other => guest_fs::FileKind::Other,
     }
 }
 

@@ -1,0 +1,9 @@
+//! The ext4 handler on arbitrary bytes taken as a volume: probe, used extents,
+//! open, walk every file, and a write on a writable copy. It must never panic
+//! or hang (in the plugin, a panic is a trap).
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    homeward_fs_ext4::fuzz_one(data);
+});
