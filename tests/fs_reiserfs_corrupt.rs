@@ -7,8 +7,8 @@
 use homeward_fs_reiserfs::{Handler, fuzz_one};
 use homeward_sdk::Error;
 use homeward_sdk::fs::{FileSystem, MemDevice};
-use homeward_tests::fs_images::{TreeEntry, guest_path, standard_tree};
-use homeward_tests::fs_reiserfs::make_image;
+use homeward_tests::fs_images::{populate, standard_tree};
+use homeward_tests::fs_reiserfs::{make_image, open};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -19,20 +19,7 @@ const SB: usize = 65536;
 fn populated() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let image = make_image(dir.path(), "c.img", &[]);
-    let dev = homeward_sdk::fs::FileDevice::open(&image, true).unwrap();
-    let mut fs = Handler::open(Box::new(dev), true).unwrap();
-    for entry in standard_tree(0) {
-        match entry {
-            TreeEntry::Dir(rel) => fs.create_dir(&guest_path(&rel), 0o755).unwrap(),
-            TreeEntry::File(rel, content) => {
-                fs.write_file(&guest_path(&rel), &content, 0o644).unwrap()
-            }
-            TreeEntry::Symlink(rel, target) => {
-                fs.create_symlink(&guest_path(&rel), &target).unwrap()
-            }
-        }
-    }
-    drop(fs);
+    populate(&mut open(&image, true), &standard_tree(0), 0o755, 0o644);
     std::fs::read(&image).unwrap()
 }
 

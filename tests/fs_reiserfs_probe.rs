@@ -6,7 +6,7 @@ use homeward_fs_reiserfs::Handler;
 use homeward_sdk::Error;
 use homeward_sdk::fs::{FileDevice, FileSystem, MemDevice};
 use homeward_sdk::types::ByteRange;
-use homeward_tests::fs_images::{TreeEntry, guest_path, standard_tree};
+use homeward_tests::fs_images::{populate, standard_tree};
 use homeward_tests::fs_reiserfs::*;
 use std::path::Path;
 
@@ -110,20 +110,8 @@ fn populated_volume_matches_debugreiserfs() {
     let dir = tempfile::tempdir().unwrap();
     let image = make_image(dir.path(), "p.img", &[]);
     let before = probe(&image).free_blocks;
-    let dev = FileDevice::open(&image, true).unwrap();
-    let mut fs = Handler::open(Box::new(dev), true).unwrap();
-    for entry in standard_tree(1) {
-        match entry {
-            TreeEntry::Dir(rel) => fs.create_dir(&guest_path(&rel), 0o755).unwrap(),
-            TreeEntry::File(rel, content) => {
-                fs.write_file(&guest_path(&rel), &content, 0o644).unwrap()
-            }
-            TreeEntry::Symlink(rel, target) => {
-                fs.create_symlink(&guest_path(&rel), &target).unwrap()
-            }
-        }
-    }
-    fs.sync().unwrap();
+    let mut fs = open(&image, true);
+    populate(&mut fs, &standard_tree(1), 0o755, 0o644);
     assert_eq!(
         fs.info().free_blocks,
         probe(&image).free_blocks,
@@ -137,20 +125,12 @@ fn populated_volume_matches_debugreiserfs() {
     assert_matches_debugreiserfs(&image, "populated");
     // The small-journal (ReIsEr3Fs) layout holds the same tree format.
     let small = make_image(dir.path(), "small.img", &["--journal-size", "513"]);
-    let dev = FileDevice::open(&small, true).unwrap();
-    let mut fs = Handler::open(Box::new(dev), true).unwrap();
-    for entry in standard_tree(0).into_iter().take(40) {
-        match entry {
-            TreeEntry::Dir(rel) => fs.create_dir(&guest_path(&rel), 0o755).unwrap(),
-            TreeEntry::File(rel, content) => {
-                fs.write_file(&guest_path(&rel), &content, 0o644).unwrap()
-            }
-            TreeEntry::Symlink(rel, target) => {
-                fs.create_symlink(&guest_path(&rel), &target).unwrap()
-            }
-        }
-    }
-    drop(fs);
+    populate(
+        &mut open(&small, true),
+        &standard_tree(0)[..40],
+        0o755,
+        0o644,
+    );
     assert_fsck_clean(&small);
     assert_matches_debugreiserfs(&small, "small-journal populated");
 }

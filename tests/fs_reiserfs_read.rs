@@ -3,43 +3,17 @@
 //! a volume populated through the handler (nothing else can populate one
 //! without a mount), and paths resolve inside the guest.
 
-use homeward_fs_reiserfs::Handler;
 use homeward_sdk::Error;
-use homeward_sdk::fs::{FileDevice, FileSystem};
+use homeward_sdk::fs::FileSystem;
 use homeward_sdk::types::FileKind;
 use homeward_tests::fs_images::{TreeEntry, grub_cat, guest_path, standard_tree};
 use homeward_tests::fs_reiserfs::*;
-use std::path::{Path, PathBuf};
-
-fn open(image: &Path, writable: bool) -> Handler {
-    Handler::open(
-        Box::new(FileDevice::open(image, writable).unwrap()),
-        writable,
-    )
-    .unwrap()
-}
-
-fn populated(dir: &Path, entries: &[TreeEntry]) -> PathBuf {
-    let image = make_image(dir, "r.img", &[]);
-    let mut fs = open(&image, true);
-    for entry in entries {
-        match entry {
-            TreeEntry::Dir(rel) => fs.create_dir(&guest_path(rel), 0o750).unwrap(),
-            TreeEntry::File(rel, content) => {
-                fs.write_file(&guest_path(rel), content, 0o640).unwrap()
-            }
-            TreeEntry::Symlink(rel, target) => fs.create_symlink(&guest_path(rel), target).unwrap(),
-        }
-    }
-    fs.sync().unwrap();
-    image
-}
 
 #[test]
 fn files_read_like_grub_reads_them() {
     let dir = tempfile::tempdir().unwrap();
     let tree = standard_tree(1);
-    let image = populated(dir.path(), &tree);
+    let image = populated(dir.path(), "r.img", &tree, 0o750, 0o640);
     let fs = open(&image, false);
     let sample = [
         "/etc/hostname",
@@ -92,7 +66,7 @@ fn files_read_like_grub_reads_them() {
 #[test]
 fn directories_list_like_grub_lists_them() {
     let dir = tempfile::tempdir().unwrap();
-    let image = populated(dir.path(), &standard_tree(0));
+    let image = populated(dir.path(), "r.img", &standard_tree(0), 0o750, 0o640);
     let fs = open(&image, false);
     for path in ["/", "/etc", "/var/lib", "/names", "/many"] {
         let ours: Vec<String> = fs
@@ -138,7 +112,7 @@ fn directories_list_like_grub_lists_them() {
 #[test]
 fn metadata_and_symlinks() {
     let dir = tempfile::tempdir().unwrap();
-    let image = populated(dir.path(), &standard_tree(0));
+    let image = populated(dir.path(), "r.img", &standard_tree(0), 0o750, 0o640);
     let fs = open(&image, false);
     let st = fs.stat("/etc/hostname").unwrap();
     assert_eq!(
@@ -196,7 +170,7 @@ fn metadata_and_symlinks() {
 #[test]
 fn read_errors_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let image = populated(dir.path(), &standard_tree(0)[..12]);
+    let image = populated(dir.path(), "r.img", &standard_tree(0)[..12], 0o750, 0o640);
     let fs = open(&image, false);
     assert!(matches!(fs.stat("/etc/nope"), Err(Error::NotFound(_))));
     assert!(matches!(

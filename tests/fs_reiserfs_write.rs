@@ -10,30 +10,7 @@ use homeward_sdk::fs::{FileDevice, FileSystem};
 use homeward_sdk::types::FileKind;
 use homeward_tests::fs_images::{TreeEntry, grub_cat, guest_path, pseudo_random, standard_tree};
 use homeward_tests::fs_reiserfs::*;
-use std::path::{Path, PathBuf};
-
-fn open(image: &Path, writable: bool) -> Handler {
-    let dev = FileDevice::open(image, writable).expect("open image");
-    Handler::open(Box::new(dev), writable).expect("handler opens the image")
-}
-
-fn populate(fs: &mut Handler, entries: &[TreeEntry]) {
-    for entry in entries {
-        let result = match entry {
-            TreeEntry::Dir(rel) => fs.create_dir(&guest_path(rel), 0o755),
-            TreeEntry::File(rel, content) => fs.write_file(&guest_path(rel), content, 0o644),
-            TreeEntry::Symlink(rel, target) => fs.create_symlink(&guest_path(rel), target),
-        };
-        result.unwrap_or_else(|e| panic!("writing {entry:?}: {e:?}"));
-    }
-    fs.sync().expect("sync");
-}
-
-fn populated(dir: &Path, entries: &[TreeEntry]) -> PathBuf {
-    let image = make_image(dir, "w.img", &[]);
-    populate(&mut open(&image, true), entries);
-    image
-}
+use std::path::Path;
 
 /// Checks the volume is clean and that GRUB and the handler read `files` as `expected`.
 fn assert_reads(image: &Path, files: &[(&str, &[u8])]) {
@@ -59,7 +36,7 @@ fn free_blocks(image: &Path) -> u64 {
 fn standard_tree_populates_clean() {
     let dir = tempfile::tempdir().unwrap();
     let tree = standard_tree(1);
-    let image = populated(dir.path(), &tree);
+    let image = populated(dir.path(), "w.img", &tree, 0o755, 0o644);
     assert_fsck_clean(&image);
     let fs = open(&image, false);
     for entry in &tree {
@@ -89,7 +66,7 @@ fn standard_tree_populates_clean() {
 #[test]
 fn rewrites_in_place_stay_clean() {
     let dir = tempfile::tempdir().unwrap();
-    let image = populated(dir.path(), &standard_tree(0)[..22]);
+    let image = populated(dir.path(), "w.img", &standard_tree(0)[..22], 0o755, 0o644);
     let before_free = free_blocks(&image);
     let used_before = debugreiserfs_used(&image, 4096, 10240);
     let mut fs = open(&image, true);
@@ -138,7 +115,7 @@ fn rewrites_in_place_stay_clean() {
 #[test]
 fn rewrites_that_change_layout_stay_clean() {
     let dir = tempfile::tempdir().unwrap();
-    let image = populated(dir.path(), &standard_tree(0)[..22]);
+    let image = populated(dir.path(), "w.img", &standard_tree(0)[..22], 0o755, 0o644);
     let before_free = free_blocks(&image);
     let big = pseudo_random(10_000, 30);
     let mut fs = open(&image, true);
@@ -173,7 +150,7 @@ fn rewrites_that_change_layout_stay_clean() {
 fn removals_stay_clean_and_free_space() {
     let dir = tempfile::tempdir().unwrap();
     let tree = standard_tree(0);
-    let image = populated(dir.path(), &tree);
+    let image = populated(dir.path(), "w.img", &tree, 0o755, 0o644);
     let before_large = free_blocks(&image);
     let large = pseudo_random(3 << 20, 4);
     let mut fs = open(&image, true);
@@ -275,7 +252,7 @@ fn names_with_the_same_hash_get_generations() {
 #[test]
 fn refusals_say_why_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let image = populated(dir.path(), &standard_tree(0)[..12]);
+    let image = populated(dir.path(), "w.img", &standard_tree(0)[..12], 0o755, 0o644);
     let mut ro = open(&image, false);
     assert!(matches!(
         ro.write_file("/etc/x", b"x", 0o644),

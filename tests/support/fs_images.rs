@@ -175,6 +175,26 @@ pub fn write_tree(root: &Path, entries: &[TreeEntry]) {
     }
 }
 
+/// Writes `entries` through a handler (natively): directories with
+/// `dir_mode`, files with `file_mode`; then syncs. Fails the test naming the
+/// entry that could not be written.
+pub fn populate<F: homeward_sdk::fs::FileSystem>(
+    fs: &mut F,
+    entries: &[TreeEntry],
+    dir_mode: u32,
+    file_mode: u32,
+) {
+    for entry in entries {
+        let result = match entry {
+            TreeEntry::Dir(rel) => fs.create_dir(&guest_path(rel), dir_mode),
+            TreeEntry::File(rel, content) => fs.write_file(&guest_path(rel), content, file_mode),
+            TreeEntry::Symlink(rel, target) => fs.create_symlink(&guest_path(rel), target),
+        };
+        result.unwrap_or_else(|e| panic!("writing {entry:?}: {e:?}"));
+    }
+    fs.sync().expect("sync");
+}
+
 /// The guest path (`/etc/hostname`) of a tree entry's relative path.
 pub fn guest_path(rel: &Path) -> String {
     format!("/{}", rel.display())

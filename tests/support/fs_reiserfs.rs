@@ -4,7 +4,9 @@
 //! `debugreiserfs` (superblock, bitmap), `reiserfsck --check` (consistency)
 //! and `grub-fstest` (an independent reader).
 
-use crate::fs_images::{run_tool, sparse_file, stdout_text, tool_output};
+use crate::fs_images::{TreeEntry, populate, run_tool, sparse_file, stdout_text, tool_output};
+use homeward_fs_reiserfs::Handler;
+use homeward_sdk::fs::{FileDevice, FileSystem};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,26 @@ pub fn make_image(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     args.push(p);
     run_tool("mkreiserfs", &args);
     path
+}
+
+/// The handler on `image`, natively, for writing when `writable`.
+pub fn open(image: &Path, writable: bool) -> Handler {
+    let dev = FileDevice::open(image, writable).expect("open image");
+    Handler::open(Box::new(dev), writable).expect("handler opens the image")
+}
+
+/// A fresh image `dir/name` populated through the handler with `entries`
+/// (directories `dir_mode`, files `file_mode`).
+pub fn populated(
+    dir: &Path,
+    name: &str,
+    entries: &[TreeEntry],
+    dir_mode: u32,
+    file_mode: u32,
+) -> PathBuf {
+    let image = make_image(dir, name, &[]);
+    populate(&mut open(&image, true), entries, dir_mode, file_mode);
+    image
 }
 
 /// `reiserfsck --check` on `image`: its exit code (0 clean, 1 fixable,

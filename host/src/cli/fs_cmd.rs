@@ -141,13 +141,21 @@ pub fn run(cmd: FsCommand, config: Option<&Path>, out: &mut dyn Write) -> anyhow
             Ok(ExitCode::SUCCESS)
         }
         FsCommand::Cat { target, path } => {
+            // Streamed in 4 MiB calls: a file may be larger than memory.
+            const CHUNK: u32 = 4 << 20;
             let mut v = open(&handlers, &target, false)?;
-            let content = v
-                .volume
-                .read_whole(&path, u64::MAX)
-                .with_context(|| format!("reading {path} on {}", v.name))?;
-            out.write_all(&content)?;
-            Ok(ExitCode::SUCCESS)
+            let mut offset = 0u64;
+            loop {
+                let chunk = v
+                    .volume
+                    .read_file(&path, offset, CHUNK)
+                    .with_context(|| format!("reading {path} on {}", v.name))?;
+                out.write_all(&chunk)?;
+                offset += chunk.len() as u64;
+                if chunk.len() < CHUNK as usize {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
         }
         FsCommand::Readlink { target, path } => {
             let mut v = open(&handlers, &target, false)?;
