@@ -2,8 +2,9 @@
 //!
 //! `build.rs` compiles them for wasm32-wasip2 at build time, so the binary runs
 //! with no plugin files around: the SDK's template plugin and the product
-//! plugins of `plugins/` (today the ext4, XFS and ReiserFS handlers; the
-//! adapters and guest steps join them as they land). Embedded plugins are
+//! plugins of `plugins/` (today the ext4, XFS and ReiserFS handlers and the
+//! static-IP and NetworkManager guest steps; the adapters join them as they
+//! land). Embedded plugins are
 //! granted nothing by default; a command that needs a grant says so (`homeward
 //! fs put` grants `disk-write` for the disk the operator named).
 
@@ -40,8 +41,27 @@ pub const FS_REISERFS: EmbeddedPlugin = EmbeddedPlugin {
     wasm: include_bytes!(env!("HOMEWARD_PLUGIN_FS_REISERFS")),
 };
 
+/// The guest step that restores each NIC's static addressing (S17).
+pub const STATIC_IP_RESET: EmbeddedPlugin = EmbeddedPlugin {
+    id: "static-ip-reset",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_STATIC_IP_RESET")),
+};
+
+/// The guest step that brings NetworkManager back (S16).
+pub const NETWORKMANAGER_RESTORE: EmbeddedPlugin = EmbeddedPlugin {
+    id: "networkmanager-restore",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_NETWORKMANAGER_RESTORE")),
+};
+
 /// Every embedded plugin.
-pub const ALL: &[EmbeddedPlugin] = &[TEMPLATE, FS_EXT4, FS_XFS, FS_REISERFS];
+pub const ALL: &[EmbeddedPlugin] = &[
+    TEMPLATE,
+    FS_EXT4,
+    FS_XFS,
+    FS_REISERFS,
+    STATIC_IP_RESET,
+    NETWORKMANAGER_RESTORE,
+];
 
 /// The embedded plugin with that id.
 pub fn get(id: &str) -> Option<EmbeddedPlugin> {

@@ -38,7 +38,9 @@
 //! [`Error`] constructors ([`errors`]), a bounds-checked byte reader for on-disk
 //! formats ([`bytes`]), the parts every file-system handler needs ([`fs`]:
 //! a device trait, path resolution confined to the guest root, CRC-32C, and
-//! the [`filesystem_plugin!`] export macro), a logger ([`log`]), the operator's configuration
+//! the [`filesystem_plugin!`] export macro), the parts every guest step needs
+//! ([`guest`]: distribution and network-system detection, `KEY=value` files,
+//! a plan builder that makes re-runs empty), a logger ([`log`]), the operator's configuration
 //! ([`config`]) and HTTP and SOAP over `wasi:http` ([`http`], [`soap`]).
 //!
 //! The sandbox: a plugin gets nothing it did not ask for in its manifest *and*
@@ -49,6 +51,7 @@
 pub mod bytes;
 pub mod errors;
 pub mod fs;
+pub mod guest;
 pub mod http;
 pub mod manifest;
 pub mod soap;
