@@ -14,8 +14,8 @@ use crate::disk::BlockDevice;
 use crate::disk::layout;
 use crate::embedded;
 use crate::filesystem::{FsHandlers, VolumeTree};
-use crate::guest_fs::{ChangeKind, DirTree, GuestFsError, GuestTree, PlannedChange};
-use crate::plugin::instance::{self, StepContext};
+use crate::guest_fs::{DirTree, GuestFsError, GuestTree, PlannedChange};
+use crate::plugin::instance::StepContext;
 use crate::plugin::{PluginSettings, Runtime, RuntimeOptions};
 use anyhow::Context;
 use std::io::Write;
@@ -70,7 +70,7 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         )?;
         print_text(out, "    before", before.as_deref())?;
         print_text(out, "    after ", Some(&change.content))?;
-        guest.apply(&to_planned(change))?;
+        guest.apply(&PlannedChange::from(change))?;
     }
     let again = instance.plan_guest_step(tree.clone(), &context)?;
     writeln!(
@@ -216,20 +216,4 @@ fn print_text(out: &mut dyn Write, label: &str, bytes: Option<&[u8]>) -> std::io
         }
     }
     Ok(())
-}
-
-/// The host-side form of a v0.1 plan entry.
-pub fn to_planned(change: &instance::FileChange) -> PlannedChange {
-    PlannedChange {
-        path: change.path.clone(),
-        kind: match change.kind {
-            instance::ChangeKind::CreateFile => ChangeKind::CreateFile,
-            instance::ChangeKind::ReplaceFile => ChangeKind::ReplaceFile,
-            instance::ChangeKind::Remove => ChangeKind::Remove,
-            instance::ChangeKind::CreateDir => ChangeKind::CreateDir,
-            instance::ChangeKind::CreateSymlink => ChangeKind::CreateSymlink,
-        },
-        content: change.content.clone(),
-        mode: change.mode,
-    }
 }

@@ -353,3 +353,22 @@ fn checked_ranges(
     }
     Ok(out)
 }
+
+impl From<&FileChange> for crate::guest_fs::PlannedChange {
+    /// The host-side form of one entry of a guest step's plan.
+    fn from(change: &FileChange) -> Self {
+        use crate::guest_fs::ChangeKind as Host;
+        crate::guest_fs::PlannedChange {
+            path: change.path.clone(),
+            kind: match change.kind {
+                ChangeKind::CreateFile => Host::CreateFile,
+                ChangeKind::ReplaceFile => Host::ReplaceFile,
+                ChangeKind::Remove => Host::Remove,
+                ChangeKind::CreateDir => Host::CreateDir,
+                ChangeKind::CreateSymlink => Host::CreateSymlink,
+            },
+            content: change.content.clone(),
+            mode: change.mode,
+        }
+    }
+}
