@@ -33,7 +33,10 @@ fn main() {
         ("HOMEWARD_PLUGIN_FS_EXT4", "homeward_fs_ext4.wasm"),
         ("HOMEWARD_PLUGIN_FS_XFS", "homeward_fs_xfs.wasm"),
         ("HOMEWARD_PLUGIN_FS_REISERFS", "homeward_fs_reiserfs.wasm"),
-        ("HOMEWARD_PLUGIN_STATIC_IP_RESET", "homeward_static_ip_reset.wasm"),
+        (
+            "HOMEWARD_PLUGIN_STATIC_IP_RESET",
+            "homeward_static_ip_reset.wasm",
+        ),
         (
             "HOMEWARD_PLUGIN_NETWORKMANAGER_RESTORE",
             "homeward_networkmanager_restore.wasm",

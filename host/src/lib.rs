@@ -9,7 +9,9 @@
 //! - [`plugin`]: load, check, sandbox and call plugins.
 //! - [`config`]: the plugin-set file (`homeward.toml`) and its diagnostics.
 //! - [`disk`]: block devices, and the partitions and logical volumes on them.
-//! - [`filesystem`]: file systems on volumes, through the handler plugins.
+//! - [`filesystem`]: file systems on volumes, through the handler plugins,
+//!   and a guest's tree assembled from its disks.
+//! - [`guest_steps`]: running guest post-steps: plan, apply, plan again.
 //! - [`guest_fs`]: guest root file trees, confined to their root.
 //! - [`embedded`]: the plugins built into the `homeward` binary.
 //! - [`sync`]: the replication data path (process server, master target).
@@ -23,5 +25,6 @@ pub mod disk;
 pub mod embedded;
 pub mod filesystem;
 pub mod guest_fs;
+pub mod guest_steps;
 pub mod plugin;
 pub mod sync;

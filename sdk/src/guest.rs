@@ -632,3 +632,44 @@ impl PlanBuilder {
         }
     }
 }
+
+/// Exports a step's `plan` function as a `guest-step` plugin and writes its
+/// manifest. The export exists only in the wasm build: the same crate
+/// compiles natively (as an rlib) for tests on fixture trees, and native
+/// linkers reject the component's export names.
+///
+/// ```ignore
+/// pub fn plan(guest: &dyn GuestRead, context: &StepContext) -> Result<StepPlan, Error> { ... }
+///
+/// homeward_sdk::guest_step_plugin! { id: "static-ip-reset", plan: plan }
+/// ```
+#[macro_export]
+macro_rules! guest_step_plugin {
+    (id: $id:literal, plan: $plan:path $(, $key:ident : $value:tt)* $(,)?) => {
+        #[cfg(target_arch = "wasm32")]
+        mod __homeward_guest_step {
+            use $crate::guest_step::exports::homeward::plugin::post_step::{
+                Guest, StepContext, StepPlan,
+            };
+
+            /// The exported component: forwards to the step's `plan`.
+            pub struct Step;
+
+            impl Guest for Step {
+                fn plan(
+                    root: &$crate::guest_fs::GuestFs,
+                    context: StepContext,
+                ) -> Result<StepPlan, $crate::Error> {
+                    $plan(root, &context)
+                }
+            }
+
+            $crate::plugin! {
+                id: $id,
+                kind: guest_step,
+                component: Step
+                $(, $key : $value)*
+            }
+        }
+    };
+}

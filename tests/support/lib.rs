@@ -4,10 +4,14 @@
 
 pub mod child;
 pub mod disk_layout;
+pub mod fixture_tree;
 pub mod fs_ext4;
 pub mod fs_images;
 pub mod fs_reiserfs;
 pub mod fs_xfs;
+pub mod guest_disks;
+pub mod guest_net;
+pub mod guest_nm;
 pub mod images;
 
 use std::io::{BufRead, BufReader, Write};

@@ -4,6 +4,7 @@
 mod config_cmd;
 mod demo;
 mod fs_cmd;
+mod guest_cmd;
 mod plugin_cmd;
 mod plugin_set;
 mod sync_cmd;
@@ -48,6 +49,10 @@ enum Command {
     /// Look into a guest disk offline: volumes, file systems, files (and fix them).
     #[command(subcommand)]
     Fs(fs_cmd::FsCommand),
+    /// Run the guest post-steps (NetworkManager restore, static IP reset) on a
+    /// failed-back VM's disks, offline.
+    #[command(subcommand)]
+    Guest(guest_cmd::GuestCommand),
     /// Sync a disk image to another through the real data path (both roles in
     /// this process, gRPC over loopback).
     Sync(sync_cmd::SyncArgs),
@@ -100,6 +105,7 @@ where
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Bench(BenchCommand::Plugins { scale }) => crate::bench::run_and_print(scale, out),
         Command::Fs(cmd) => fs_cmd::run(cmd, cli.config.as_deref(), out),
+        Command::Guest(cmd) => guest_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Sync(args) => sync_cmd::sync(args, cli.config.as_deref(), out),
         Command::Serve(args) => sync_cmd::serve(args, out),
     }

@@ -15,11 +15,17 @@
 //!   and write files, and [`VolumeTree`] serves one as a guest tree to guest
 //!   steps.
 //!
+//! [`AssembledGuest`] (`guest.rs`) puts a whole guest together from its disks:
+//! the root volume found by its `/etc/fstab`, and the volumes that fstab
+//! mounts beneath it.
+//!
 //! Each probe runs in a fresh instance, so a handler that traps on a hostile
 //! volume cannot poison the next call.
 
+mod guest;
 mod tree;
 
+pub use guest::{AssembledGuest, GuestError, manual_step};
 pub use tree::VolumeTree;
 
 use crate::disk::BlockDevice;

@@ -81,6 +81,13 @@ fn to_guest_error(path: &str, e: PluginError) -> GuestFsError {
             failure: Failure::NotFound(_),
             ..
         } => GuestFsError::NotFound(path.to_string()),
+        PluginError::Failed {
+            failure: Failure::Unsupported(reason),
+            ..
+        } => GuestFsError::Unsupported {
+            path: path.to_string(),
+            reason,
+        },
         other => GuestFsError::Io {
             path: path.to_string(),
             reason: other.to_string(),

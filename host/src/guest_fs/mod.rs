@@ -83,6 +83,15 @@ pub enum GuestFsError {
         /// Its size.
         size: u64,
     },
+    /// The backend cannot do this here (a file-system handler that cannot
+    /// write this volume or this structure): the operator must do it by hand.
+    #[error("{path}: unsupported: {reason}")]
+    Unsupported {
+        /// The path.
+        path: String,
+        /// What the backend said.
+        reason: String,
+    },
     /// Too many symlinks (a loop).
     #[error("{0}: too many levels of symbolic links")]
     SymlinkLoop(String),

@@ -375,7 +375,9 @@ impl From<GuestFsError> for types::Error {
             GuestFsError::InvalidPath { .. } | GuestFsError::WrongKind { .. } => {
                 types::Error::InvalidInput(message)
             }
-            GuestFsError::TooLarge { .. } => types::Error::Unsupported(message),
+            GuestFsError::TooLarge { .. } | GuestFsError::Unsupported { .. } => {
+                types::Error::Unsupported(message)
+            }
             GuestFsError::SymlinkLoop(_) | GuestFsError::Io { .. } => {
                 types::Error::Internal(message)
             }
