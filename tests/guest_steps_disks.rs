@@ -304,3 +304,112 @@ fn a_disk_without_a_root_file_system_is_named_as_such() {
     assert!(text.contains("no root file system found"), "{text}");
     assert!(text.contains("disk0:p1 ext4"), "{text}");
 }
+
+/// An Ubuntu 22.04 guest in its cloud state: netplan from cloud-init with
+/// DHCP on the cloud MAC; NetworkManager installed and enabled.
+fn ubuntu_tree(boot_uuid: &str, vg: &str) -> Vec<TreeEntry> {
+    let mut tree = dirs(&[
+        "etc",
+        "etc/netplan",
+        "etc/systemd",
+        "etc/systemd/system",
+        "etc/systemd/system/multi-user.target.wants",
+        "boot",
+        "lib",
+        "lib/systemd",
+        "lib/systemd/system",
+        "usr",
+        "usr/sbin",
+        "var",
+        "var/lib",
+        "var/lib/dpkg",
+    ]);
+    tree.extend([
+        entry_file(
+            "etc/os-release",
+            "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\nID_LIKE=debian\n",
+        ),
+        entry_file(
+            "etc/fstab",
+            &format!(
+                "/dev/mapper/{vg}-root / ext4 defaults 0 1\nUUID={boot_uuid} /boot ext4 defaults 0 2\n"
+            ),
+        ),
+        entry_file(
+            "etc/netplan/50-cloud-init.yaml",
+            &format!(
+                "network:\n    ethernets:\n        eth0:\n            dhcp4: true\n            match:\n                macaddress: {CLOUD_MAC}\n            set-name: eth0\n    version: 2\n"
+            ),
+        ),
+        entry_file("lib/systemd/systemd", "\x7fELF systemd\n"),
+        entry_file("usr/sbin/NetworkManager", "\x7fELF NetworkManager\n"),
+        entry_file(
+            "lib/systemd/system/NetworkManager.service",
+            "[Unit]\nDescription=Network Manager\n[Service]\nExecStart=/usr/sbin/NetworkManager --no-daemon\n[Install]\nWantedBy=multi-user.target\n",
+        ),
+        entry_file(
+            "var/lib/dpkg/status",
+            "Package: network-manager\nStatus: install ok installed\nVersion: 1.36.6-0ubuntu2\n\n",
+        ),
+    ]);
+    tree.push(TreeEntry::Symlink(
+        PathBuf::from("etc/systemd/system/multi-user.target.wants/NetworkManager.service"),
+        "/lib/systemd/system/NetworkManager.service".into(),
+    ));
+    tree
+}
+
+#[test]
+fn ubuntu_netplan_on_lvm_ext4_comes_back_static_and_clean() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let boot_uuid = "7a2b3c4d-2222-4333-8444-555566667777";
+    let boot = ext4_fs(
+        dir.path(),
+        "boot",
+        16,
+        boot_uuid,
+        &[entry_file("vmlinuz", "kernel\n")],
+    );
+    let vg = homeward_tests::disk_layout::unique_vg_name("ubuntu");
+    let root = ext4_fs(
+        dir.path(),
+        "root",
+        32,
+        "7a2b3c4d-3333-4333-8444-555566667777",
+        &ubuntu_tree(boot_uuid, &vg),
+    );
+    let disk = gpt_lvm_disk(dir.path(), "ubuntu.img", &boot, &root, &vg);
+    let nics = write_file(
+        dir.path(),
+        "nics.toml",
+        &format!("{NICS}[mac-map]\n\"00:50:56:aa:bb:01\" = \"00:50:56:cc:dd:01\"\n"),
+    );
+
+    let (ok, text) = apply(&disk, &nics);
+    assert!(ok, "{text}");
+    assert!(text.contains("/boot on disk0:p1"), "{text}");
+    assert!(
+        text.contains(
+            "step networkmanager-restore: NetworkManager is installed and enabled: nothing to do"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("second run: nothing to do"), "{text}");
+
+    let root_vol = volume_file(dir.path(), &disk, &format!("{vg}/root"));
+    homeward_tests::fs_ext4::assert_fsck_clean(&root_vol);
+    let owned = String::from_utf8(homeward_tests::fs_ext4::debugfs_cat(
+        &root_vol,
+        "/etc/netplan/99-homeward-static.yaml",
+    ))
+    .expect("text");
+    assert!(owned.contains("00:50:56:cc:dd:01"), "{owned}");
+    assert!(owned.contains("10.0.0.5/24"), "{owned}");
+    assert!(owned.contains("dhcp4: false"), "{owned}");
+    let cloud = grub_cat(&root_vol, "/etc/netplan/50-cloud-init.yaml");
+    assert!(
+        !String::from_utf8_lossy(&cloud).contains("dhcp4: true"),
+        "the cloud's DHCP definition of eth0 is gone:\n{}",
+        String::from_utf8_lossy(&cloud)
+    );
+}

@@ -44,12 +44,29 @@ use std::sync::Arc;
 /// static addresses land in the profiles it will manage.
 const DEFAULT_STEPS: &[&str] = &["networkmanager-restore", "static-ip-reset"];
 
+/// The `--nics` file format, for `--help`.
+const NICS_FORMAT: &str = "The --nics file (TOML) records the VM's NICs as protection saw them:
+  vm-name = \"web01\"
+  [[nic]]
+  mac = \"00:50:56:aa:bb:01\"
+  device = \"eth0\"
+  addresses = [\"10.0.0.5/24\"]
+  gateways = [\"10.0.0.1\"]
+  dns = [\"10.0.0.2\"]
+  [[nic]]
+  mac = \"00:50:56:aa:bb:02\"
+  dhcp = true
+  [mac-map]        # when failback created a new VM
+  \"00:50:56:aa:bb:01\" = \"00:50:56:cc:dd:01\"";
+
 /// Guest subcommands.
 #[derive(Debug, Subcommand)]
 pub enum GuestCommand {
     /// Show what the guest steps would change (nothing is written).
+    #[command(after_help = NICS_FORMAT)]
     Plan(GuestArgs),
     /// Carry the plans out, then plan again to prove a second run changes nothing.
+    #[command(after_help = NICS_FORMAT)]
     Apply {
         #[command(flatten)]
         args: GuestArgs,
@@ -65,7 +82,7 @@ pub struct GuestArgs {
     /// A disk of the VM, in the VM's order (repeat for each disk).
     #[arg(long = "disk", required = true, value_name = "IMAGE")]
     disks: Vec<PathBuf>,
-    /// The NICs recorded at protection (TOML; see `homeward guest --help`).
+    /// The NICs recorded at protection (TOML; format below).
     #[arg(long, value_name = "FILE")]
     nics: Option<PathBuf>,
     /// A step to run (repeat; default: networkmanager-restore, static-ip-reset).
