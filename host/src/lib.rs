@@ -15,7 +15,7 @@
 //! - [`guest_fs`]: guest root file trees, confined to their root.
 //! - [`embedded`]: the plugins built into the `homeward` binary.
 //! - [`sync`]: the replication data path (process server, master target).
-//! - [`bench`]: the plugin-runtime benchmark behind `homeward bench plugins`.
+//! - [`bench`](mod@bench): the plugin-runtime benchmark behind `homeward bench plugins`.
 //! - [`cli`]: the `homeward` command.
 
 pub mod bench;

@@ -5,7 +5,7 @@
 //! targets it is a [`MemDevice`] or a [`FileDevice`]. Writing the parser against
 //! the trait keeps it testable at native speed and fuzzable without wasm.
 //!
-//! - [`FileSystem`] is what a handler implements; [`filesystem_plugin!`]
+//! - [`FileSystem`] is what a handler implements; [`filesystem_plugin!`](crate::filesystem_plugin)
 //!   exports it as the `filesystem-handler` world, so a handler writes no
 //!   binding glue at all.
 //! - [`resolve`] and [`resolve_parent`] walk a path through a [`Namespace`]
@@ -230,7 +230,7 @@ impl Device for FileDevice {
     }
 }
 
-/// What a file-system handler implements. [`filesystem_plugin!`] turns it into
+/// What a file-system handler implements. [`filesystem_plugin!`](crate::filesystem_plugin) turns it into
 /// the `filesystem-handler` world's exports.
 ///
 /// The read methods take `&self`: keep caches in a `RefCell`. The write methods

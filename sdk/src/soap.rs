@@ -1,4 +1,4 @@
-//! SOAP 1.1 over [`http`](crate::http): the envelope, the call, and the fault.
+//! SOAP 1.1 over [`crate::http`]: the envelope, the call, and the fault.
 //!
 //! vSphere's API (vim25) is SOAP. This module does only what every SOAP client
 //! needs; the vim25 vocabulary lives with the adapters.

@@ -3,7 +3,7 @@
 //! A [`PluginState`] carries a WASI context that grants nothing but the
 //! directories in the plugin's effective grants (no environment, no arguments,
 //! no sockets, no inherited stdio), a `wasi:http` context whose send hook
-//! ([`NetworkPolicy`]) lets a request out only to a granted `host:port`, the
+//! (`NetworkPolicy`) lets a request out only to a granted `host:port`, the
 //! resource table for `disk` and `guest-fs` handles, and the memory cap.
 
 use super::capability::EffectiveGrants;

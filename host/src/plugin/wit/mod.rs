@@ -1,8 +1,8 @@
 //! Bindings of each WIT API line the host serves, side by side.
 //!
 //! `v0_1` serves `homeward:plugin@0.1.x`. A future `v0_2` module goes next to
-//! it with its own `bindgen!` over `wit/v0.2/`; [`KindPre`] and [`KindInstance`]
-//! grow a variant per line, and [`add_to_linker`] links every line's host
+//! it with its own `bindgen!` over `wit/v0.2/`; `KindPre` and `KindInstance`
+//! grow a variant per line, and `add_to_linker` links every line's host
 //! interfaces (their names carry the version, so they do not clash). Code above
 //! this module matches on the line only here.
 
