@@ -3,7 +3,8 @@
 //! files in short-form directories leave an image `xfs_repair -n` finds
 //! clean, whose free space `xfs_db freesp` and used extents agree on, and
 //! that `grub-fstest` reads the new bytes from; what needs B+tree or
-//! directory restructuring (and mkdir, symlink, remove) is `unsupported`.
+//! directory restructuring is `unsupported` (directories, symlinks and
+//! removal: `fs_xfs_create`).
 
 use homeward_fs_xfs::Handler;
 use homeward_sdk::Error;
@@ -285,9 +286,12 @@ fn changes_that_need_more_than_we_do_are_unsupported() {
         fs.write_file("/many/new", b"x", 0o644),
         "new file in a node directory",
     );
-    assert_unsupported(fs.create_dir("/etc/newdir", 0o755), "mkdir");
-    assert_unsupported(fs.create_symlink("/etc/newlink", "hostname"), "symlink");
-    assert_unsupported(fs.remove("/etc/hostname"), "remove");
+    assert_unsupported(fs.create_dir("/blockdir/newdir", 0o755), "mkdir");
+    assert_unsupported(
+        fs.create_symlink("/etc/newlink", &"t".repeat(400)),
+        "symlink needing a block",
+    );
+    assert_unsupported(fs.remove("/many/entry-0007-nnnnnnn"), "remove");
     // A symlink whose target is missing would create it.
     assert_unsupported(
         fs.write_file("/var/lib/long-link", b"x", 0o644),

@@ -168,6 +168,25 @@ fn rhel_tree(boot_uuid: &str, vg: &str) -> Vec<TreeEntry> {
             ),
         ),
     ]);
+    // A lived-in /etc/systemd/system: too many entries for XFS to keep the
+    // directory inside its inode, so it is a block directory.
+    for unit in [
+        "dbus-org.freedesktop.timedate1.service",
+        "dbus-org.freedesktop.nm-dispatcher.service",
+        "default.target",
+        "display-manager.service",
+        "ctrl-alt-del.target",
+        "syslog.service",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain((0..30).map(|i| format!("site-local-{i:02}.service")))
+    {
+        tree.push(TreeEntry::Symlink(
+            PathBuf::from(format!("etc/systemd/system/{unit}")),
+            format!("/usr/lib/systemd/system/{unit}"),
+        ));
+    }
     tree
 }
 
@@ -196,13 +215,19 @@ fn rhel_on_lvm_xfs_gets_what_xfs_can_take_and_exact_manual_steps_for_the_rest() 
     let (ok, text) = apply(&disk, &nics);
     assert!(text.contains(&format!("/ on disk0:{vg}/root")), "{text}");
     assert!(text.contains("/boot on disk0:p1"), "{text}");
-    // XFS takes in-place rewrites but not new directories: the first-boot
-    // files become manual steps, named exactly, and the run says so.
+    // XFS creates files and directories in small (inline) directories, not
+    // in block directories like this /etc/systemd/system: the first-boot
+    // script lands, and the unit and its link become manual steps, named
+    // exactly, in order; the run says so.
     assert!(!ok, "manual steps make the run fail:\n{text}");
+    assert!(
+        text.contains("[applied] CreateFile /usr/local/lib/homeward/firstboot-networkmanager.sh"),
+        "{text}"
+    );
     assert!(text.contains("MANUAL STEPS"), "{text}");
     assert!(
         text.contains(
-            "1. [networkmanager-restore] create the directory /usr/local/lib/homeward (mode 0755)"
+            "1. [networkmanager-restore] create the directory /etc/systemd/system/multi-user.target.wants (mode 0755)"
         ),
         "{text}"
     );
@@ -217,6 +242,11 @@ fn rhel_on_lvm_xfs_gets_what_xfs_can_take_and_exact_manual_steps_for_the_rest() 
     .expect("text");
     assert!(ifcfg.contains("IPADDR=10.0.0.5"), "{ifcfg}");
     assert!(ifcfg.contains("00:50:56:cc:dd:01"), "{ifcfg}");
+    let script = grub_cat(
+        &root_vol,
+        "/usr/local/lib/homeward/firstboot-networkmanager.sh",
+    );
+    assert!(String::from_utf8_lossy(&script).contains("dnf"));
     // What XFS could not take is listed by hand, down to the lines.
     assert!(
         text.contains(
@@ -225,7 +255,9 @@ fn rhel_on_lvm_xfs_gets_what_xfs_can_take_and_exact_manual_steps_for_the_rest() 
         "{text}"
     );
     assert!(
-        text.contains("create the symlink /etc/systemd/system/multi-user.target.wants/homeward-firstboot-networkmanager.service -> /etc/systemd/system/homeward-firstboot-networkmanager.service"),
+        text.contains(
+            "create the symlink /etc/systemd/system/multi-user.target.wants/homeward-firstboot-networkmanager.service -> "
+        ),
         "{text}"
     );
 }

@@ -14,6 +14,10 @@
 //!
 //! The caller writes the file's data first, then [`Allocation::commit`]s the
 //! free-space changes, then writes the inode that points at the new blocks.
+//!
+//! Freeing ([`free`], for removed files) is the reverse, under the same
+//! conditions: the extent joins its free neighbours, or becomes a new record
+//! when the leaves have room.
 
 use crate::agbtree::{self, BNOBT, CNTBT, HEADER_LEN, TreeKind};
 use crate::agf::Agf;
@@ -101,27 +105,7 @@ pub fn plan(
         }
         let bno = Leaf::read(dev, sb, agno, agf.bno_root, &BNOBT)?;
         let cnt = Leaf::read(dev, sb, agno, agf.cnt_root, &CNTBT)?;
-        for &(start, len) in &bno.records {
-            if len == 0 || u64::from(start) + u64::from(len) > u64::from(agf.length) {
-                return Err(corrupt(format!(
-                    "AG {agno}: free extent {start}+{len} runs past the AG's {} blocks \
-                     (damaged free-space B+tree)",
-                    agf.length
-                )));
-            }
-        }
-        let mut by_block = bno.records.clone();
-        let mut by_size = cnt.records.clone();
-        by_block.sort_unstable();
-        by_size.sort_unstable();
-        if by_block != by_size
-            || by_block.iter().map(|&(_, len)| u64::from(len)).sum::<u64>()
-                != u64::from(agf.free_blocks)
-        {
-            return Err(corrupt(format!(
-                "AG {agno}: the two free-space B+trees and the AGF disagree (damaged free space; run xfs_repair)"
-            )));
-        }
+        check_consistent(agno, &agf, &bno, &cnt)?;
         let near_here = near.filter(|_| agno == first_ag);
         let chosen = near_here
             .and_then(|b| {
@@ -170,6 +154,110 @@ pub fn plan(
     Err(crate::write::needs_allocation(&format!(
         "allocating {blocks} blocks ({why_not}, or too little free space)"
     )))
+}
+
+/// Gives `blocks` blocks at `agbno` of AG `agno` back to the free-space
+/// trees (merged with the free extents on either side) and the AGF, writing
+/// through `dev` (an [`crate::overlay::Overlay`] when planning). Only when
+/// both trees are a single leaf with room for the record; the caller updates
+/// the superblock ([`Superblock::give_free_counts`]).
+pub fn free(
+    dev: &dyn Device,
+    sb: &Superblock,
+    agno: u32,
+    agbno: u32,
+    blocks: u32,
+) -> Result<(), Error> {
+    let agf = Agf::read(dev, sb, agno)?;
+    if agf.bno_levels != 1 || agf.cnt_levels != 1 {
+        return Err(crate::write::needs_allocation(&format!(
+            "freeing {blocks} blocks in AG {agno}, whose free-space B+trees have more than one level"
+        )));
+    }
+    let bno = Leaf::read(dev, sb, agno, agf.bno_root, &BNOBT)?;
+    let cnt = Leaf::read(dev, sb, agno, agf.cnt_root, &CNTBT)?;
+    check_consistent(agno, &agf, &bno, &cnt)?;
+    let end = u64::from(agbno) + u64::from(blocks);
+    if blocks == 0 || end > u64::from(agf.length) {
+        return Err(corrupt(format!(
+            "AG {agno}: extent {agbno}+{blocks} to free runs past the AG's {} blocks",
+            agf.length
+        )));
+    }
+    if bno
+        .records
+        .iter()
+        .any(|&(s, l)| u64::from(s) < end && u64::from(agbno) < u64::from(s) + u64::from(l))
+    {
+        return Err(corrupt(format!(
+            "AG {agno}: blocks {agbno}+{blocks} of a file are already free (damaged free space or \
+             block map; run xfs_repair)"
+        )));
+    }
+    let left = bno
+        .records
+        .iter()
+        .copied()
+        .find(|&(s, l)| u64::from(s) + u64::from(l) == u64::from(agbno));
+    let right = bno
+        .records
+        .iter()
+        .copied()
+        .find(|&(s, _)| u64::from(s) == end);
+    let start = left.map_or(agbno, |(s, _)| s);
+    let len = [left, right]
+        .iter()
+        .flatten()
+        .try_fold(blocks, |acc, &(_, l)| acc.checked_add(l))
+        .ok_or_else(|| corrupt(format!("AG {agno}: free extent length overflows")))?;
+    let keep = |r: &(u32, u32)| Some(*r) != left && Some(*r) != right;
+    let mut new_bno: Vec<(u32, u32)> = bno.records.iter().copied().filter(keep).collect();
+    let mut new_cnt: Vec<(u32, u32)> = cnt.records.iter().copied().filter(keep).collect();
+    new_bno.push((start, len));
+    new_cnt.push((start, len));
+    let capacity = (sb.block_size as usize - HEADER_LEN) / 8;
+    if new_bno.len() > capacity {
+        return Err(crate::write::needs_allocation(&format!(
+            "freeing {blocks} blocks in AG {agno}, whose free-space leaf is full (a B+tree split)"
+        )));
+    }
+    new_bno.sort_unstable();
+    new_cnt.sort_unstable_by_key(|&(s, l)| (l, s));
+    let longest = new_cnt.last().map_or(0, |&(_, l)| l);
+    let free_blocks = agf
+        .free_blocks
+        .checked_add(blocks)
+        .ok_or_else(|| corrupt(format!("AG {agno}: free block count overflows")))?;
+    dev.write_at(bno.offset, &bno.with_records(&new_bno)?)?;
+    dev.write_at(cnt.offset, &cnt.with_records(&new_cnt)?)?;
+    dev.write_at(agf.offset, &agf.with_free_space(free_blocks, longest)?)
+}
+
+/// Fails unless both single-leaf trees list the same extents, inside the AG,
+/// adding up to the AGF's free count.
+fn check_consistent(agno: u32, agf: &Agf, bno: &Leaf, cnt: &Leaf) -> Result<(), Error> {
+    for &(start, len) in &bno.records {
+        if len == 0 || u64::from(start) + u64::from(len) > u64::from(agf.length) {
+            return Err(corrupt(format!(
+                "AG {agno}: free extent {start}+{len} runs past the AG's {} blocks \
+                 (damaged free-space B+tree)",
+                agf.length
+            )));
+        }
+    }
+    let mut by_block = bno.records.clone();
+    let mut by_size = cnt.records.clone();
+    by_block.sort_unstable();
+    by_size.sort_unstable();
+    if by_block != by_size
+        || by_block.iter().map(|&(_, len)| u64::from(len)).sum::<u64>()
+            != u64::from(agf.free_blocks)
+    {
+        return Err(corrupt(format!(
+            "AG {agno}: the two free-space B+trees and the AGF disagree (damaged free space; run xfs_repair)"
+        )));
+    }
+    Ok(())
 }
 
 /// A free-space B+tree that is a single leaf.

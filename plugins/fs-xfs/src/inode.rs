@@ -25,9 +25,9 @@ const FLAG2_NREXT64: u64 = 1 << 4;
 const BIGTIME_EPOCH_OFFSET_NS: i128 = (1i128 << 31) * 1_000_000_000;
 
 const S_IFMT: u16 = 0o170000;
-const S_IFREG: u16 = 0o100000;
-const S_IFDIR: u16 = 0o040000;
-const S_IFLNK: u16 = 0o120000;
+pub const S_IFREG: u16 = 0o100000;
+pub const S_IFDIR: u16 = 0o040000;
+pub const S_IFLNK: u16 = 0o120000;
 
 /// How a fork stores its content (`di_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +216,21 @@ impl Inode {
     /// pointer, number and UUID stay. The caller sets the size, permission
     /// bits and CRC with [`Inode::rewrite_core`].
     pub fn init_regular(&mut self, sb: &Superblock, now_ns: i128) -> Result<(), Error> {
+        self.init_new(sb, now_ns, S_IFREG, ForkFormat::Extents, 1)
+    }
+
+    /// [`Inode::init_regular`] for any file type `ifmt` (`S_IF*`), data
+    /// fork `format` (extents, or local for inline directories and symlinks,
+    /// whose bytes the caller puts in with [`Inode::write_fork`]) and link
+    /// count.
+    pub fn init_new(
+        &mut self,
+        sb: &Superblock,
+        now_ns: i128,
+        ifmt: u16,
+        format: ForkFormat,
+        nlink: u32,
+    ) -> Result<(), Error> {
         if self.mode != 0 {
             return Err(corrupt(format!(
                 "inode {}: the inode B+tree says it is free but its mode is 0o{:o} (damaged inode metadata)",
@@ -239,10 +254,14 @@ impl Inode {
             .get_mut(8..92)
             .ok_or_else(|| Error::internal("xfs: inode core shorter than expected"))?
             .fill(0);
-        put(&mut self.raw, 2, &S_IFREG.to_be_bytes())?;
-        put(&mut self.raw, 4, &[3, 2])?; // di_version, di_format
+        let format_code = match format {
+            ForkFormat::Local => 1,
+            _ => 2,
+        };
+        put(&mut self.raw, 2, &(ifmt & S_IFMT).to_be_bytes())?;
+        put(&mut self.raw, 4, &[3, format_code])?; // di_version, di_format
         put(&mut self.raw, 6, &[0, 0])?; // di_onlink
-        put(&mut self.raw, 16, &1u32.to_be_bytes())?; // di_nlink
+        put(&mut self.raw, 16, &nlink.to_be_bytes())?; // di_nlink
         for at in [32, 40, 48, 144] {
             put(&mut self.raw, at, &stamp)?; // atime, mtime, ctime, crtime
         }
@@ -258,10 +277,83 @@ impl Inode {
             .get_mut(CORE_LEN..)
             .ok_or_else(|| Error::internal("xfs: inode shorter than its core"))?
             .fill(0);
-        self.mode = S_IFREG;
-        self.format = ForkFormat::Extents;
+        self.mode = ifmt & S_IFMT;
+        self.format = if format_code == 1 {
+            ForkFormat::Local
+        } else {
+            ForkFormat::Extents
+        };
         self.uid = 0;
         self.gid = 0;
+        self.size = 0;
+        self.nextents = 0;
+        self.realtime = false;
+        self.fork_start = CORE_LEN;
+        self.fork_len = self.raw.len() - CORE_LEN;
+        Ok(())
+    }
+
+    /// The link count (`di_nlink`).
+    pub fn nlink(&self) -> Result<u32, Error> {
+        Ok(ByteReader::new(&self.raw).be_u32_at(16)?)
+    }
+
+    /// Sets the link count; the CRC follows in [`Inode::rewrite_core`].
+    pub fn set_nlink(&mut self, nlink: u32) -> Result<(), Error> {
+        put(&mut self.raw, 16, &nlink.to_be_bytes())
+    }
+
+    /// Whether the inode has an attribute fork (`di_forkoff` set).
+    pub fn has_attr_fork(&self) -> bool {
+        self.raw.get(82).is_some_and(|&f| f != 0)
+    }
+
+    /// The attribute fork's format byte (`di_aformat`).
+    pub fn attr_format(&self) -> u8 {
+        self.raw.get(83).copied().unwrap_or(0)
+    }
+
+    /// Turns this inode back into a free one, as `xfs_ifree` leaves it: mode
+    /// 0, no links, size or blocks, an empty extent list and no attribute
+    /// fork, the next generation number; with its CRC. The caller has
+    /// already let go of its blocks.
+    pub fn make_free(&mut self, sb: &Superblock, now_ns: i128) -> Result<(), Error> {
+        let generation = ByteReader::new(&self.raw).be_u32_at(92)?.wrapping_add(1);
+        let change_count = ByteReader::new(&self.raw).be_u64_at(104)?.wrapping_add(1);
+        let mut flags2 = 0u64;
+        if sb.has_bigtime() {
+            flags2 |= FLAG2_BIGTIME;
+        }
+        if sb.has_nrext64() {
+            flags2 |= FLAG2_NREXT64;
+        }
+        self.flags2 = flags2;
+        let stamp = self.timestamp(now_ns);
+        self.raw
+            .get_mut(8..92)
+            .ok_or_else(|| Error::internal("xfs: inode core shorter than expected"))?
+            .fill(0);
+        put(&mut self.raw, 2, &0u16.to_be_bytes())?;
+        put(&mut self.raw, 4, &[3, 2])?; // di_version, di_format
+        put(&mut self.raw, 6, &[0, 0])?; // di_onlink
+        for at in [32, 40, 48] {
+            put(&mut self.raw, at, &stamp)?;
+        }
+        put(&mut self.raw, 83, &[2])?; // di_aformat
+        put(&mut self.raw, 92, &generation.to_be_bytes())?;
+        put(&mut self.raw, 104, &change_count.to_be_bytes())?;
+        put(&mut self.raw, 120, &flags2.to_be_bytes())?;
+        self.raw
+            .get_mut(128..144)
+            .ok_or_else(|| Error::internal("xfs: inode core shorter than expected"))?
+            .fill(0);
+        self.raw
+            .get_mut(CORE_LEN..)
+            .ok_or_else(|| Error::internal("xfs: inode shorter than its core"))?
+            .fill(0);
+        update_crc(&mut self.raw, CRC_OFFSET)?;
+        self.mode = 0;
+        self.format = ForkFormat::Extents;
         self.size = 0;
         self.nextents = 0;
         self.realtime = false;

@@ -1,8 +1,8 @@
 //! Homeward's XFS handler: reads XFS v5 (CRC-enabled) file systems as
 //! `mkfs.xfs` 5.x/6.x makes them, lists the blocks in use, rewrites and grows
-//! existing files, and creates regular files in small (short-form)
-//! directories. Directories, symlinks, removal, and changes that would
-//! restructure a B+tree or a directory are `unsupported`.
+//! existing files, creates regular files, directories and inline symlinks in
+//! small (short-form) directories, and removes files and symlinks from them.
+//! Changes that would restructure a B+tree or a directory are `unsupported`.
 //!
 //! XFS is big-endian throughout. The modules follow the on-disk structures:
 //! [`superblock`] (geometry, features, counters), [`log`] (is it clean?),
@@ -10,8 +10,10 @@
 //! reference-count trees), [`used`] (used extents), [`inode`], [`bmap`] (file
 //! block maps), [`dir`], [`symlink`]; for writing, [`write`] (rewriting and
 //! growing files), [`alloc`] and [`rmap`] (taking free blocks),
-//! [`ialloc`] (taking a free inode) and [`create`] (new files). Every
-//! metadata block read is checked against its magic and CRC.
+//! [`ialloc`] (taking and freeing inodes), [`create`] (new files,
+//! directories and symlinks), [`remove`] and [`overlay`] (planning a change
+//! in memory before writing it). Every metadata block read is checked
+//! against its magic and CRC.
 
 mod agbtree;
 mod agf;
@@ -23,6 +25,8 @@ mod dir;
 mod ialloc;
 mod inode;
 mod log;
+mod overlay;
+mod remove;
 mod rmap;
 mod superblock;
 mod symlink;
@@ -50,7 +54,7 @@ pub struct Handler {
     info: FsInfo,
     writable: bool,
     /// Parsed directories by inode number: path walks look up the same
-    /// directories again and again. Creating a file drops its parent's entry.
+    /// directories again and again. A change to a directory drops its entry.
     /// (Ordered maps and sets here and in the walkers: a hashed one would
     /// need the host's randomness just to seed itself.)
     dirs: RefCell<BTreeMap<u64, Rc<Vec<dir::Entry>>>>,
@@ -113,11 +117,22 @@ impl Handler {
         }
     }
 
-    /// Refuses a change that needs allocation, after checking the parent exists.
-    fn refuse_allocation(&self, path: &str, what: &str) -> Result<(), Error> {
+    /// The parent directory of `path` and the new entry's name, after
+    /// checking the volume is writable and nothing is at `path` yet. The
+    /// parent's cached entries are dropped: it is about to change.
+    fn new_entry_parent<'p>(&self, path: &'p str) -> Result<(Inode, &'p str), Error> {
         self.check_writable(path)?;
-        resolve_parent(self, path)?;
-        Err(write::needs_allocation(&format!("{what} {path}")))
+        let (parent, name) = resolve_parent(self, path)?;
+        if parent.kind() != FileKind::Directory {
+            return Err(Error::invalid_input(format!(
+                "xfs: the parent of {path} is not a directory"
+            )));
+        }
+        if self.lookup(&parent, name)?.is_some() {
+            return Err(Error::conflict(format!("xfs: {path} already exists")));
+        }
+        self.dirs.borrow_mut().remove(&parent.ino);
+        Ok((parent, name))
     }
 }
 
@@ -295,20 +310,33 @@ impl FileSystem for Handler {
         }
     }
 
-    fn create_dir(&mut self, path: &str, _mode: u32) -> Result<(), Error> {
-        self.refuse_allocation(path, "creating directory")
+    fn create_dir(&mut self, path: &str, mode: u32) -> Result<(), Error> {
+        let (mut parent, name) = self.new_entry_parent(path)?;
+        create::create_dir(&*self.dev, &self.sb, &mut parent, name, path, mode)?;
+        self.reload_superblock()
     }
 
-    fn create_symlink(&mut self, path: &str, _target: &str) -> Result<(), Error> {
-        self.refuse_allocation(path, "creating symlink")
+    fn create_symlink(&mut self, path: &str, target: &str) -> Result<(), Error> {
+        let (mut parent, name) = self.new_entry_parent(path)?;
+        create::create_symlink(&*self.dev, &self.sb, &mut parent, name, path, target)?;
+        self.reload_superblock()
     }
 
     fn remove(&mut self, path: &str) -> Result<(), Error> {
         self.check_writable(path)?;
-        resolve(self, path, false)?;
-        Err(write::needs_allocation(&format!(
-            "removing {path} (freeing its inode and blocks)"
-        )))
+        let (mut parent, name) = resolve_parent(self, path)?;
+        match self.lookup(&parent, name)? {
+            None => return Err(Error::not_found(format!("xfs: {path} does not exist"))),
+            Some(node) if node.kind() == FileKind::Directory => {
+                return Err(Error::invalid_input(format!(
+                    "xfs: {path} is a directory; remove deletes regular files and symlinks"
+                )));
+            }
+            Some(_) => {}
+        }
+        self.dirs.borrow_mut().remove(&parent.ino);
+        remove::remove(&*self.dev, &self.sb, &mut parent, name, path)?;
+        self.reload_superblock()
     }
 
     fn sync(&mut self) -> Result<(), Error> {
@@ -326,6 +354,33 @@ impl FileSystem for Handler {
 /// volume, must answer without a panic or a hang.
 pub fn fuzz_one(data: &[u8]) {
     homeward_sdk::fs::fuzz_file_system::<Handler>(data);
+    fuzz_namespace_changes(data);
+}
+
+/// Entries of a directory the namespace fuzzing tries to remove.
+const FUZZ_MAX_REMOVALS: usize = 8;
+
+/// Creating directories and symlinks and removing entries, on `data` taken
+/// as a writable volume: each must answer without a panic or a hang.
+fn fuzz_namespace_changes(data: &[u8]) {
+    use homeward_sdk::fs::MemDevice;
+    let Ok(mut fs) = Handler::open(Box::new(MemDevice::writable(data.to_vec())), true) else {
+        return;
+    };
+    let _ = fs.create_dir("/fuzz-dir", 0o755);
+    let _ = fs.write_file("/fuzz-dir/file", b"fuzz", 0o644);
+    let _ = fs.create_dir("/fuzz-dir/sub", 0o755);
+    let _ = fs.create_symlink("/fuzz-link", "fuzz-dir/file");
+    for dir in ["/", "/etc", "/var/lib"] {
+        let Ok(entries) = fs.read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.into_iter().take(FUZZ_MAX_REMOVALS) {
+            let _ = fs.remove(&format!("{}/{}", dir.trim_end_matches('/'), entry.name));
+        }
+    }
+    let _ = fs.create_dir("/etc/fuzz-again", 0o755);
+    let _ = fs.sync();
 }
 
 homeward_sdk::filesystem_plugin! {

@@ -4,7 +4,8 @@
 //! Growing a file either lengthens the record of its last extent (the new
 //! blocks follow it on disk) or adds one record. Like the free-space change
 //! in [`crate::alloc`], this is done only when it needs no reshaping: the
-//! record fits in its leaf. The rmapbt is an "overlapping" tree, whose interior
+//! record fits in its leaf. Freeing a file's extent removes its record, as
+//! long as the leaf keeps at least one. The rmapbt is an "overlapping" tree, whose interior
 //! blocks hold a low and a high key per child, so after changing a leaf we
 //! recompute both keys along the path up to the root.
 
@@ -101,6 +102,9 @@ pub enum Change {
     Extend { old: Mapping, more: u32 },
     /// A new record.
     Insert(Mapping),
+    /// The record of a data extent goes (its blocks are freed): it must match
+    /// `Mapping` exactly, but for the unwritten flag.
+    Remove(Mapping),
 }
 
 /// A block on the path from the root to the changed leaf.
@@ -127,7 +131,7 @@ pub fn plan(
     }
     let search = match change {
         Change::Extend { old, .. } => old.low_key(),
-        Change::Insert(new) => new.low_key(),
+        Change::Insert(new) | Change::Remove(new) => new.low_key(),
     };
     let block_size = sb.block_size as usize;
     let node_max = (block_size - HEADER_LEN) / (2 * KEY_LEN + 4);
@@ -171,6 +175,7 @@ pub fn plan(
         });
         agbno = next;
     }
+    let depth = path.len();
     let Some(leaf) = path.last_mut() else {
         return Err(Error::internal("xfs: rmapbt walk found no leaf"));
     };
@@ -201,6 +206,30 @@ pub fn plan(
                 .position(|m| m.low_key() > new.low_key())
                 .unwrap_or(records.len());
             records.insert(at, *new);
+        }
+        Change::Remove(gone) => {
+            let at = records
+                .iter()
+                .position(|m| {
+                    m.start == gone.start
+                        && m.blocks == gone.blocks
+                        && m.owner == gone.owner
+                        && m.offset & !UNWRITTEN == gone.offset
+                })
+                .ok_or_else(|| {
+                    Error::unsupported(format!(
+                        "xfs: the reverse mapping of a freed extent (AG {agno} block {}, {} \
+                         blocks) is not one record where expected; remove the file from a rescue \
+                         shell after boot",
+                        gone.start, gone.blocks
+                    ))
+                })?;
+            if records.len() == 1 && depth > 1 {
+                return Err(crate::write::needs_allocation(
+                    "removing the last reverse mapping of an rmapbt leaf (a B+tree merge)",
+                ));
+            }
+            records.remove(at);
         }
     }
     // Rewrite the leaf, then every node above it with the child's new keys.

@@ -225,21 +225,45 @@ impl Superblock {
         blocks: u64,
         inodes: u64,
     ) -> Result<(), Error> {
+        self.change_free_counts(dev, blocks, inodes, false)
+    }
+
+    /// Gives freed blocks and inodes back to the superblock's counters.
+    pub fn give_free_counts(
+        &self,
+        dev: &dyn Device,
+        blocks: u64,
+        inodes: u64,
+    ) -> Result<(), Error> {
+        self.change_free_counts(dev, blocks, inodes, true)
+    }
+
+    fn change_free_counts(
+        &self,
+        dev: &dyn Device,
+        blocks: u64,
+        inodes: u64,
+        give: bool,
+    ) -> Result<(), Error> {
         let mut sector = dev.read_vec(0, usize::from(self.sect_size))?;
-        for (at, taken, what) in [(144, blocks, "free block"), (136, inodes, "free inode")] {
+        for (at, delta, what) in [(144, blocks, "free block"), (136, inodes, "free inode")] {
             let field = sector
                 .get_mut(at..at + 8)
                 .ok_or_else(|| Error::internal("xfs: superblock field outside the sector"))?;
             let mut value = [0u8; 8];
             value.copy_from_slice(field);
-            let left = u64::from_be_bytes(value)
-                .checked_sub(taken)
-                .ok_or_else(|| {
-                    corrupt(format!(
-                        "superblock: {what} count is below what the AG headers record"
-                    ))
-                })?;
-            field.copy_from_slice(&left.to_be_bytes());
+            let old = u64::from_be_bytes(value);
+            let new = if give {
+                old.checked_add(delta)
+            } else {
+                old.checked_sub(delta)
+            };
+            let new = new.ok_or_else(|| {
+                corrupt(format!(
+                    "superblock: {what} count is out of step with what the AG headers record"
+                ))
+            })?;
+            field.copy_from_slice(&new.to_be_bytes());
         }
         update_crc(&mut sector, CRC_OFFSET)?;
         dev.write_at(0, &sector)

@@ -14,8 +14,8 @@
 //! right after it is taken, else adding one extent record), recorded in the
 //! reverse-mapping tree too when there is one ([`crate::rmap`]), when the
 //! simple case holds: no quota accounting (whose usage we would have to
-//! update), room for one more record in the inode. New files are
-//! [`crate::create`]'s; directories, symlinks and removal are `unsupported`.
+//! update), room for one more record in the inode. New files, directories
+//! and symlinks are [`crate::create`]'s, removal [`crate::remove`]'s.
 //!
 //! Reflink: an extent shared with another file must not be written in place
 //! (the other file would change too). A file whose inode carries the reflink
@@ -42,10 +42,10 @@ const REFCOUNT_COW_FLAG: u32 = 1 << 31;
 /// What to tell the operator when a change needs allocation.
 pub fn needs_allocation(what: &str) -> Error {
     Error::unsupported(format!(
-        "xfs: {what} is beyond what this handler writes (it rewrites and grows existing files \
-         and creates files in small directories, when no B+tree or directory needs \
-         restructuring); make this change from a rescue shell after the guest boots, or let the \
-         guest step report it as a manual step"
+        "xfs: {what} is beyond what this handler writes (it rewrites and grows existing files, \
+         and creates and removes files, directories and symlinks in small directories, when no \
+         B+tree or directory needs restructuring); make this change from a rescue shell after \
+         the guest boots, or let the guest step report it as a manual step"
     ))
 }
 
