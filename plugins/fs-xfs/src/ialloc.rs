@@ -95,10 +95,27 @@ impl ChunkRecord {
 
     /// The record bytes after giving back slot `slot`.
     fn give(&self, rec: &[u8], slot: u32, sparse: bool) -> Result<Vec<u8>, Error> {
+        let count = self
+            .free_count
+            .checked_add(1)
+            .ok_or_else(|| Error::internal("xfs: free inode count overflows"))?;
+        Self::rewrite(rec, self.free | (1u64 << slot), count, sparse)
+    }
+
+    /// The record bytes after taking slot `slot`.
+    fn take(&self, rec: &[u8], slot: u32, sparse: bool) -> Result<Vec<u8>, Error> {
+        let count = self
+            .free_count
+            .checked_sub(1)
+            .ok_or_else(|| Error::internal("xfs: free inode count underflows"))?;
+        Self::rewrite(rec, self.free & !(1u64 << slot), count, sparse)
+    }
+
+    /// `rec` with its free mask and free count replaced (the count is one
+    /// byte in the sparse-inode record format, four otherwise).
+    fn rewrite(rec: &[u8], free: u64, count: u32, sparse: bool) -> Result<Vec<u8>, Error> {
         let mut out = rec.to_vec();
-        let free = self.free | (1u64 << slot);
-        let count = self.free_count + 1;
-        let field = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| -> Result<(), Error> {
+        let mut field = |at: usize, bytes: &[u8]| -> Result<(), Error> {
             out.get_mut(at..at + bytes.len())
                 .ok_or_else(|| Error::internal("xfs: inode record field outside the record"))?
                 .copy_from_slice(bytes);
@@ -107,31 +124,11 @@ impl ChunkRecord {
         if sparse {
             let count = u8::try_from(count)
                 .map_err(|_| Error::internal("xfs: free inode count overflows"))?;
-            field(&mut out, 7, &[count])?;
+            field(7, &[count])?;
         } else {
-            field(&mut out, 4, &count.to_be_bytes())?;
+            field(4, &count.to_be_bytes())?;
         }
-        field(&mut out, 8, &free.to_be_bytes())?;
-        Ok(out)
-    }
-
-    /// The record bytes after taking slot `slot`.
-    fn take(&self, rec: &[u8], slot: u32, sparse: bool) -> Result<Vec<u8>, Error> {
-        let mut out = rec.to_vec();
-        let free = self.free & !(1u64 << slot);
-        let count = self.free_count - 1;
-        let field = |out: &mut Vec<u8>, at: usize, bytes: &[u8]| -> Result<(), Error> {
-            out.get_mut(at..at + bytes.len())
-                .ok_or_else(|| Error::internal("xfs: inode record field outside the record"))?
-                .copy_from_slice(bytes);
-            Ok(())
-        };
-        if sparse {
-            field(&mut out, 7, &[count as u8])?;
-        } else {
-            field(&mut out, 4, &count.to_be_bytes())?;
-        }
-        field(&mut out, 8, &free.to_be_bytes())?;
+        field(8, &free.to_be_bytes())?;
         Ok(out)
     }
 }

@@ -237,23 +237,9 @@ impl Inode {
                 self.ino, self.mode
             )));
         }
-        let mut flags2 = 0u64;
-        if sb.has_bigtime() {
-            flags2 |= FLAG2_BIGTIME;
-        }
-        if sb.has_nrext64() {
-            flags2 |= FLAG2_NREXT64;
-        }
-        self.flags2 = flags2;
-        let stamp = self.timestamp(now_ns);
-        // Everything from di_uid to di_dmstate/di_flags: ids, link counts,
-        // times, size and block counts, fork layout. The fixed bytes: mode,
-        // version 3, extents format; one link; attribute fork in extents
-        // format (what an absent one reads as).
-        self.raw
-            .get_mut(8..92)
-            .ok_or_else(|| Error::internal("xfs: inode core shorter than expected"))?
-            .fill(0);
+        let stamp = self.reset_core(sb, now_ns)?;
+        // The fixed bytes: mode, version 3, the data fork's format; one
+        // link; attribute fork in extents format (what an absent one reads as).
         let format_code = match format {
             ForkFormat::Local => 1,
             _ => 2,
@@ -268,7 +254,7 @@ impl Inode {
         put(&mut self.raw, 83, &[2])?; // di_aformat
         put(&mut self.raw, 104, &0u64.to_be_bytes())?; // di_changecount (rewrite adds 1)
         put(&mut self.raw, 112, &0u64.to_be_bytes())?; // di_lsn
-        put(&mut self.raw, 120, &flags2.to_be_bytes())?;
+        put(&mut self.raw, 120, &self.flags2.to_be_bytes())?;
         self.raw
             .get_mut(128..144)
             .ok_or_else(|| Error::internal("xfs: inode core shorter than expected"))?
@@ -313,13 +299,11 @@ impl Inode {
         self.raw.get(83).copied().unwrap_or(0)
     }
 
-    /// Turns this inode back into a free one, as `xfs_ifree` leaves it: mode
-    /// 0, no links, size or blocks, an empty extent list and no attribute
-    /// fork, the next generation number; with its CRC. The caller has
-    /// already let go of its blocks.
-    pub fn make_free(&mut self, sb: &Superblock, now_ns: i128) -> Result<(), Error> {
-        let generation = ByteReader::new(&self.raw).be_u32_at(92)?.wrapping_add(1);
-        let change_count = ByteReader::new(&self.raw).be_u64_at(104)?.wrapping_add(1);
+    /// Starts a new life of this inode slot: the feature flags the file
+    /// system wants (bigtime, nrext64) and every field from di_uid to
+    /// di_flags zeroed (ids, link counts, times, size, block counts, fork
+    /// layout). Returns the on-disk form of `now_ns` for the caller's times.
+    fn reset_core(&mut self, sb: &Superblock, now_ns: i128) -> Result<[u8; 8], Error> {
         let mut flags2 = 0u64;
         if sb.has_bigtime() {
             flags2 |= FLAG2_BIGTIME;
@@ -333,6 +317,17 @@ impl Inode {
             .get_mut(8..92)
             .ok_or_else(|| Error::internal("xfs: inode core shorter than expected"))?
             .fill(0);
+        Ok(stamp)
+    }
+
+    /// Turns this inode back into a free one, as `xfs_ifree` leaves it: mode
+    /// 0, no links, size or blocks, an empty extent list and no attribute
+    /// fork, the next generation number; with its CRC. The caller has
+    /// already let go of its blocks.
+    pub fn make_free(&mut self, sb: &Superblock, now_ns: i128) -> Result<(), Error> {
+        let generation = ByteReader::new(&self.raw).be_u32_at(92)?.wrapping_add(1);
+        let change_count = ByteReader::new(&self.raw).be_u64_at(104)?.wrapping_add(1);
+        let stamp = self.reset_core(sb, now_ns)?;
         put(&mut self.raw, 2, &0u16.to_be_bytes())?;
         put(&mut self.raw, 4, &[3, 2])?; // di_version, di_format
         put(&mut self.raw, 6, &[0, 0])?; // di_onlink
@@ -342,7 +337,7 @@ impl Inode {
         put(&mut self.raw, 83, &[2])?; // di_aformat
         put(&mut self.raw, 92, &generation.to_be_bytes())?;
         put(&mut self.raw, 104, &change_count.to_be_bytes())?;
-        put(&mut self.raw, 120, &flags2.to_be_bytes())?;
+        put(&mut self.raw, 120, &self.flags2.to_be_bytes())?;
         self.raw
             .get_mut(128..144)
             .ok_or_else(|| Error::internal("xfs: inode core shorter than expected"))?
