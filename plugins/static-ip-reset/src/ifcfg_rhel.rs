@@ -7,52 +7,28 @@
 //! `DOMAIN`, `IPV6ADDR..`), stale address keys go, every other line stays.
 
 use crate::files::{self, HEADER};
+use crate::ifcfg::{self, Ifcfg};
 use crate::nic::{Nic, Nics, Static};
 use homeward_sdk::guest::{GuestRead, NetSystem, PlanBuilder, ShellVars, normalize_mac};
 
 const DIR: &str = "/etc/sysconfig/network-scripts";
 
-/// One ifcfg file, read.
-struct Ifcfg {
-    path: String,
-    vars: ShellVars,
-    device: Option<String>,
-    mac: Option<String>,
-}
-
 fn read_all(guest: &dyn GuestRead) -> Vec<Ifcfg> {
-    NetSystem::RedHatIfcfg
-        .files(guest)
-        .into_iter()
-        .filter_map(|path| {
-            let vars = ShellVars::parse(&guest.read_text(&path)?);
-            let suffix = path.rsplit_once("/ifcfg-").map(|(_, s)| s.to_string());
-            let device = vars.get("DEVICE").filter(|d| !d.is_empty()).or(suffix);
-            let mac = vars.get("HWADDR").or_else(|| vars.get("MACADDR"));
-            Some(Ifcfg {
-                path,
-                vars,
-                device,
-                mac,
-            })
-        })
-        .collect()
+    ifcfg::read_all(guest, NetSystem::RedHatIfcfg, |vars, suffix| {
+        let device = vars.get("DEVICE").filter(|d| !d.is_empty()).or(suffix);
+        let mac = vars.get("HWADDR").or_else(|| vars.get("MACADDR"));
+        (device, mac)
+    })
 }
 
 /// MAC → device name pairs the files state.
 pub fn names(guest: &dyn GuestRead) -> Vec<(String, String)> {
-    read_all(guest)
-        .into_iter()
-        .filter_map(|f| Some((f.mac?, f.device?)))
-        .collect()
+    ifcfg::names(read_all(guest))
 }
 
 /// Which NICs (by index) have a file.
 pub fn covered(guest: &dyn GuestRead, nics: &Nics) -> Vec<usize> {
-    read_all(guest)
-        .iter()
-        .filter_map(|f| nics.owner(f.mac.as_deref(), f.device.as_deref()))
-        .collect()
+    ifcfg::covered(&read_all(guest), nics)
 }
 
 /// Rewrites the files of recorded NICs, and creates `ifcfg-<dev>` for each

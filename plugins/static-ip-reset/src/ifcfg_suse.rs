@@ -7,6 +7,7 @@
 //! NIC's current one, or the NIC would take the cloud MAC on premises.
 
 use crate::files::{self, HEADER};
+use crate::ifcfg::{self, Ifcfg};
 use crate::nic::{Nic, Nics, Static};
 use homeward_sdk::guest::{GuestRead, NetSystem, PlanBuilder, ShellVars, normalize_mac};
 
@@ -14,45 +15,21 @@ const DIR: &str = "/etc/sysconfig/network";
 const ROUTES: &str = "/etc/sysconfig/network/routes";
 const CONFIG: &str = "/etc/sysconfig/network/config";
 
-struct Ifcfg {
-    path: String,
-    vars: ShellVars,
-    device: Option<String>,
-    mac: Option<String>,
-}
-
 fn read_all(guest: &dyn GuestRead) -> Vec<Ifcfg> {
-    NetSystem::SuseIfcfg
-        .files(guest)
-        .into_iter()
-        .filter_map(|path| {
-            let vars = ShellVars::parse(&guest.read_text(&path)?);
-            let device = path.rsplit_once("/ifcfg-").map(|(_, s)| s.to_string());
-            let mac = vars.get("LLADDR").filter(|m| normalize_mac(m).is_some());
-            Some(Ifcfg {
-                path,
-                vars,
-                device,
-                mac,
-            })
-        })
-        .collect()
+    ifcfg::read_all(guest, NetSystem::SuseIfcfg, |vars, suffix| {
+        let mac = vars.get("LLADDR").filter(|m| normalize_mac(m).is_some());
+        (suffix, mac)
+    })
 }
 
 /// MAC → device name pairs the files state.
 pub fn names(guest: &dyn GuestRead) -> Vec<(String, String)> {
-    read_all(guest)
-        .into_iter()
-        .filter_map(|f| Some((f.mac?, f.device?)))
-        .collect()
+    ifcfg::names(read_all(guest))
 }
 
 /// Which NICs (by index) have a file.
 pub fn covered(guest: &dyn GuestRead, nics: &Nics) -> Vec<usize> {
-    read_all(guest)
-        .iter()
-        .filter_map(|f| nics.owner(f.mac.as_deref(), f.device.as_deref()))
-        .collect()
+    ifcfg::covered(&read_all(guest), nics)
 }
 
 /// Rewrites the files of recorded NICs, creates `ifcfg-<dev>` for each static

@@ -17,6 +17,7 @@
 mod cloud_init;
 mod devices;
 mod files;
+mod ifcfg;
 mod ifcfg_rhel;
 mod ifcfg_suse;
 mod interfaces;
