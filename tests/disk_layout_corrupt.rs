@@ -187,8 +187,7 @@ fn damaged_lvm_metadata_affects_only_its_pv() {
     let layout = resolve(mem(bytes)).unwrap();
     let ids: Vec<&str> = layout.volumes.iter().map(|v| v.id.as_str()).collect();
     assert_eq!(ids, ["p1"]);
-    let p2 = layout.skipped.iter().find(|s| s.id == "p2").unwrap();
-    let message = p2.reason.to_string();
+    let message = skip_reason(&layout, "p2");
     assert!(
         message.starts_with("damaged: LVM metadata text in the area at byte 4096 of p2"),
         "{message}"
@@ -202,13 +201,7 @@ fn damaged_lvm_metadata_affects_only_its_pv() {
     let seqno = text + find(&bytes[text..], b"seqno = ").unwrap() + 8;
     bytes[seqno] = b'9';
     let layout = resolve(mem(bytes)).unwrap();
-    let message = layout
-        .skipped
-        .iter()
-        .find(|s| s.id == "p2")
-        .unwrap()
-        .reason
-        .to_string();
+    let message = skip_reason(&layout, "p2");
     assert!(
         message.contains("LVM metadata text in the area at byte 4096 of p2"),
         "{message}"
@@ -220,13 +213,7 @@ fn damaged_lvm_metadata_affects_only_its_pv() {
     let mut bytes = intact.clone();
     bytes[mda + 100] ^= 1;
     let layout = resolve(mem(bytes)).unwrap();
-    let message = layout
-        .skipped
-        .iter()
-        .find(|s| s.id == "p2")
-        .unwrap()
-        .reason
-        .to_string();
+    let message = skip_reason(&layout, "p2");
     assert!(
         message.contains("LVM metadata area at byte 4096 of p2"),
         "{message}"
@@ -284,4 +271,15 @@ fn random_mutations_of_a_real_image_never_panic() {
     for len in [0, 1, 511, 512, 513, 1024, 4096] {
         fuzz_one(&intact[..len]);
     }
+}
+
+/// Why `id` was skipped, as the operator reads it.
+fn skip_reason(layout: &homeward::disk::Layout, id: &str) -> String {
+    layout
+        .skipped
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("{id} is not skipped"))
+        .reason
+        .to_string()
 }

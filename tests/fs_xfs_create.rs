@@ -9,7 +9,9 @@ use homeward_sdk::Error;
 use homeward_sdk::fs::{FileDevice, FileSystem};
 use homeward_sdk::types::FileKind;
 use homeward_tests::fs_images::{grub_cat, pseudo_random};
-use homeward_tests::fs_xfs::{OPTION_SETS, make_image, repair_check, used_from_freesp, xfs_db_sb};
+use homeward_tests::fs_xfs::{
+    OPTION_SETS, assert_used_matches_freesp, make_image, repair_check, xfs_db_sb,
+};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -45,12 +47,7 @@ fn check_image(
         "{name}: fdblocks"
     );
     assert_eq!(after["icount"], before["icount"], "{name}: icount");
-    let used: Vec<(u64, u64)> = Handler::used_extents(&FileDevice::open(image, false).unwrap())
-        .unwrap()
-        .iter()
-        .map(|r| (r.offset, r.length))
-        .collect();
-    assert_eq!(used, used_from_freesp(image), "{name}: used extents");
+    assert_used_matches_freesp(image, name);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use homeward_fs_xfs::Handler;
 use homeward_sdk::Error;
 use homeward_sdk::fs::{FileDevice, FileSystem, MemDevice};
-use homeward_tests::fs_xfs::{OPTION_SETS, make_image, used_from_freesp, xfs_db_sb};
+use homeward_tests::fs_xfs::{OPTION_SETS, assert_used_matches_freesp, make_image, xfs_db_sb};
 
 #[test]
 fn probe_and_used_extents_agree_with_xfs_db() {
@@ -40,16 +40,7 @@ fn probe_and_used_extents_agree_with_xfs_db() {
             _ => assert!(!has("reflink") && !has("rmapbt") && !has("finobt") && !has("inobtcount")),
         }
 
-        let used: Vec<(u64, u64)> = Handler::used_extents(&dev)
-            .unwrap()
-            .iter()
-            .map(|r| (r.offset, r.length))
-            .collect();
-        assert_eq!(
-            used,
-            used_from_freesp(&image.path),
-            "{name}: used extents vs freesp -d"
-        );
+        assert_used_matches_freesp(&image.path, name);
     }
 }
 

@@ -11,8 +11,8 @@ use homeward_sdk::Error;
 use homeward_sdk::fs::{FileDevice, FileSystem};
 use homeward_tests::fs_images::{grub_cat, pseudo_random};
 use homeward_tests::fs_xfs::{
-    OPTION_SETS, block_map, last_file_of_ag, make_image, repair_check, rmap_levels,
-    used_from_freesp, xfs_db_sb,
+    OPTION_SETS, assert_used_matches_freesp, block_map, last_file_of_ag, make_image, repair_check,
+    rmap_levels, xfs_db_sb,
 };
 
 fn open_rw(path: &std::path::Path) -> Handler {
@@ -167,18 +167,12 @@ fn growth_allocates_blocks_consistently() {
                 "{name}: grub-fstest cat {path}"
             );
         }
-        let dev = FileDevice::open(&image.path, false).unwrap();
-        let used: Vec<(u64, u64)> = Handler::used_extents(&dev)
-            .unwrap()
-            .iter()
-            .map(|r| (r.offset, r.length))
-            .collect();
-        assert_eq!(
-            used,
-            used_from_freesp(&image.path),
-            "{name}: used extents after growth"
-        );
-        let fs = Handler::open(Box::new(dev), false).unwrap();
+        assert_used_matches_freesp(&image.path, &format!("{name} after growth"));
+        let fs = Handler::open(
+            Box::new(FileDevice::open(&image.path, false).unwrap()),
+            false,
+        )
+        .unwrap();
         assert_eq!(
             fs.read_file("/var/lib/block-4095", 0, 5000).unwrap(),
             pseudo_random(4095, 1)
@@ -260,17 +254,7 @@ fn new_files_in_short_form_directories() {
             "{etc:?}"
         );
         assert_eq!(fs.read_file("/etc/hostname", 0, 100).unwrap(), b"web01\n");
-        let used: Vec<(u64, u64)> =
-            Handler::used_extents(&FileDevice::open(&image.path, false).unwrap())
-                .unwrap()
-                .iter()
-                .map(|r| (r.offset, r.length))
-                .collect();
-        assert_eq!(
-            used,
-            used_from_freesp(&image.path),
-            "{name}: used extents after creating files"
-        );
+        assert_used_matches_freesp(&image.path, &format!("{name} after creating files"));
     }
 }
 

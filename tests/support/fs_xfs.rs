@@ -388,3 +388,20 @@ pub fn last_file_of_ag(image: &Path, tree: &[TreeEntry], ag: u64) -> Option<(Str
         _ => None,
     })
 }
+
+/// Fails the test unless the handler's used extents of `image` equal the
+/// complement of `xfs_db freesp -d`, byte for byte (`what` says when).
+pub fn assert_used_matches_freesp(image: &Path, what: &str) {
+    use homeward_sdk::fs::{FileDevice, FileSystem};
+    let device = FileDevice::open(image, false).expect("open image");
+    let used: Vec<(u64, u64)> = homeward_fs_xfs::Handler::used_extents(&device)
+        .expect("used extents")
+        .iter()
+        .map(|r| (r.offset, r.length))
+        .collect();
+    assert_eq!(
+        used,
+        used_from_freesp(image),
+        "{what}: used extents vs freesp -d"
+    );
+}

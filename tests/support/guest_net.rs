@@ -74,6 +74,45 @@ pub fn dhcp(mac: &'static str, device: &'static str) -> Nic {
     }
 }
 
+/// A step context from a fixture's record, in either binding's types: the
+/// SDK's (native calls) or the host's (the wasm plugin). The two are
+/// generated from the same WIT, so one body fills both.
+macro_rules! step_context {
+    ($guest:expr, $context:path, $types:ident) => {{
+        let guest = $guest;
+        $context {
+            vm_name: "failback-vm".into(),
+            recorded_nics: guest
+                .nics
+                .iter()
+                .map(|n| $types::NicConfig {
+                    mac: n.mac.into(),
+                    network: None,
+                    device_name: n.device.map(Into::into),
+                    addressing: match &n.fixed {
+                        None => $types::Addressing::Dhcp,
+                        Some(f) => $types::Addressing::Fixed($types::StaticAddressing {
+                            addresses: f
+                                .addresses
+                                .iter()
+                                .map(|(a, p)| (a.to_string(), *p))
+                                .collect(),
+                            gateways: f.gateways.iter().map(|g| g.to_string()).collect(),
+                            dns_servers: f.dns.iter().map(|d| d.to_string()).collect(),
+                            dns_search: f.search.iter().map(|d| d.to_string()).collect(),
+                        }),
+                    },
+                })
+                .collect(),
+            mac_map: guest
+                .mac_map
+                .iter()
+                .map(|(o, n)| (o.to_string(), n.to_string()))
+                .collect(),
+        }
+    }};
+}
+
 /// A fixture guest with its failback record.
 pub struct NetGuest {
     /// The guest root.
@@ -103,70 +142,12 @@ impl NetGuest {
 
     /// The context the SDK (native) form of the step takes.
     pub fn sdk_context(&self) -> sdk_step::StepContext {
-        sdk_step::StepContext {
-            vm_name: "failback-vm".into(),
-            recorded_nics: self
-                .nics
-                .iter()
-                .map(|n| sdk_types::NicConfig {
-                    mac: n.mac.into(),
-                    network: None,
-                    device_name: n.device.map(Into::into),
-                    addressing: match &n.fixed {
-                        None => sdk_types::Addressing::Dhcp,
-                        Some(f) => sdk_types::Addressing::Fixed(sdk_types::StaticAddressing {
-                            addresses: f
-                                .addresses
-                                .iter()
-                                .map(|(a, p)| (a.to_string(), *p))
-                                .collect(),
-                            gateways: f.gateways.iter().map(|g| g.to_string()).collect(),
-                            dns_servers: f.dns.iter().map(|d| d.to_string()).collect(),
-                            dns_search: f.search.iter().map(|d| d.to_string()).collect(),
-                        }),
-                    },
-                })
-                .collect(),
-            mac_map: self
-                .mac_map
-                .iter()
-                .map(|(o, n)| (o.to_string(), n.to_string()))
-                .collect(),
-        }
+        step_context!(self, sdk_step::StepContext, sdk_types)
     }
 
     /// The context the host passes to the plugin.
     pub fn host_context(&self) -> homeward::plugin::instance::StepContext {
-        homeward::plugin::instance::StepContext {
-            vm_name: "failback-vm".into(),
-            recorded_nics: self
-                .nics
-                .iter()
-                .map(|n| host_types::NicConfig {
-                    mac: n.mac.into(),
-                    network: None,
-                    device_name: n.device.map(Into::into),
-                    addressing: match &n.fixed {
-                        None => host_types::Addressing::Dhcp,
-                        Some(f) => host_types::Addressing::Fixed(host_types::StaticAddressing {
-                            addresses: f
-                                .addresses
-                                .iter()
-                                .map(|(a, p)| (a.to_string(), *p))
-                                .collect(),
-                            gateways: f.gateways.iter().map(|g| g.to_string()).collect(),
-                            dns_servers: f.dns.iter().map(|d| d.to_string()).collect(),
-                            dns_search: f.search.iter().map(|d| d.to_string()).collect(),
-                        }),
-                    },
-                })
-                .collect(),
-            mac_map: self
-                .mac_map
-                .iter()
-                .map(|(o, n)| (o.to_string(), n.to_string()))
-                .collect(),
-        }
+        step_context!(self, homeward::plugin::instance::StepContext, host_types)
     }
 
     /// Plans the step natively on the tree.
