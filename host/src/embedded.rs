@@ -53,6 +53,20 @@ pub const NETWORKMANAGER_RESTORE: EmbeddedPlugin = EmbeddedPlugin {
     wasm: include_bytes!(env!("HOMEWARD_PLUGIN_NETWORKMANAGER_RESTORE")),
 };
 
+/// The lab hypervisor: VMs as directories of VMDK-flat disks on local
+/// "datastores" (the demo's on-premises site, and a conformance target).
+pub const LAB_HYPERVISOR: EmbeddedPlugin = EmbeddedPlugin {
+    id: "lab-hypervisor",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_LAB_HYPERVISOR")),
+};
+
+/// The lab cloud: VMs as directories of VHD-fixed disks (the demo's cloud, and
+/// a conformance target).
+pub const LAB_CLOUD: EmbeddedPlugin = EmbeddedPlugin {
+    id: "lab-cloud",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_LAB_CLOUD")),
+};
+
 /// Every embedded plugin.
 pub const ALL: &[EmbeddedPlugin] = &[
     TEMPLATE,
@@ -61,6 +75,8 @@ pub const ALL: &[EmbeddedPlugin] = &[
     FS_REISERFS,
     STATIC_IP_RESET,
     NETWORKMANAGER_RESTORE,
+    LAB_HYPERVISOR,
+    LAB_CLOUD,
 ];
 
 /// The embedded plugin with that id.

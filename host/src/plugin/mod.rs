@@ -12,11 +12,13 @@
 //! - [`runtime`]: the engine, linker, epoch ticker and [`Runtime::load`].
 //! - [`cache`]: precompiled components on disk.
 //! - [`loaded`], [`instance`]: a loaded plugin and its instances.
+//! - [`adapter`]: calls into hypervisor and cloud adapters.
 //! - [`volume`]: a file system opened by a handler plugin (`volume` resource).
 //! - [`state`]: the per-instance sandbox (WASI context, HTTP gate).
 //! - [`limits`]: memory cap, deadline, fuel, and how a stop is explained.
 //! - [`wit`]: the generated bindings of each API line and the host interfaces.
 
+pub mod adapter;
 pub mod api;
 pub mod cache;
 pub mod capability;

@@ -134,4 +134,24 @@ impl KindInstance {
             KindInstance::V0_1(b) => b.plan_guest_step(store, tree, context),
         }
     }
+
+    /// The `hypervisor` export of a hypervisor adapter (API 0.1 types: the
+    /// adapter calls in `plugin::adapter` speak them).
+    pub(crate) fn hypervisor(
+        &self,
+    ) -> wasmtime::Result<&v0_1::hypervisor_adapter::exports::homeward::plugin::hypervisor::Guest>
+    {
+        match self {
+            KindInstance::V0_1(b) => b.hypervisor(),
+        }
+    }
+
+    /// The `cloud` export of a cloud adapter.
+    pub(crate) fn cloud(
+        &self,
+    ) -> wasmtime::Result<&v0_1::cloud_adapter::exports::homeward::plugin::cloud::Guest> {
+        match self {
+            KindInstance::V0_1(b) => b.cloud(),
+        }
+    }
 }

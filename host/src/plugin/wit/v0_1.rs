@@ -313,6 +313,28 @@ impl KindInstance {
     }
 }
 
+impl KindInstance {
+    /// The `hypervisor` export of a hypervisor adapter.
+    pub(crate) fn hypervisor(
+        &self,
+    ) -> wasmtime::Result<&hypervisor_adapter::exports::homeward::plugin::hypervisor::Guest> {
+        let KindInstance::Hypervisor(b) = self else {
+            wasmtime::bail!("not a hypervisor-adapter plugin");
+        };
+        Ok(b.homeward_plugin_hypervisor())
+    }
+
+    /// The `cloud` export of a cloud adapter.
+    pub(crate) fn cloud(
+        &self,
+    ) -> wasmtime::Result<&cloud_adapter::exports::homeward::plugin::cloud::Guest> {
+        let KindInstance::Cloud(b) = self else {
+            wasmtime::bail!("not a cloud-adapter plugin");
+        };
+        Ok(b.homeward_plugin_cloud())
+    }
+}
+
 /// Lends `disk` to the plugin for one call as a borrowed `disk` resource,
 /// and takes it back from the table whatever the call did.
 fn with_lent_disk<R>(

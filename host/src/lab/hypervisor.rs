@@ -1,0 +1,1 @@
+//! The lab hypervisor site (being written).
