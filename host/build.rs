@@ -41,7 +41,10 @@ fn main() {
             "HOMEWARD_PLUGIN_NETWORKMANAGER_RESTORE",
             "homeward_networkmanager_restore.wasm",
         ),
-        ("HOMEWARD_PLUGIN_LAB_HYPERVISOR", "homeward_lab_hypervisor.wasm"),
+        (
+            "HOMEWARD_PLUGIN_LAB_HYPERVISOR",
+            "homeward_lab_hypervisor.wasm",
+        ),
         ("HOMEWARD_PLUGIN_LAB_CLOUD", "homeward_lab_cloud.wasm"),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());

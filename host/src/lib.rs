@@ -21,9 +21,9 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod disk;
 pub mod embedded;
-pub mod conformance;
 pub mod filesystem;
 pub mod guest_fs;
 pub mod guest_steps;

@@ -1,10 +1,13 @@
-//! `homeward plugin list` and `homeward plugin inspect FILE`.
+//! `homeward plugin list`, `homeward plugin inspect FILE` and
+//! `homeward plugin test FILE` (the conformance suite).
 
 use super::plugin_set::{self, Source};
+use crate::conformance::{self, ImageSource, SuiteOptions, report};
 use crate::plugin::capability::FileAccess;
 use crate::plugin::runtime::export_names;
 use crate::plugin::{Manifest, Runtime, RuntimeOptions, api};
-use anyhow::Context;
+use crate::plugin::{PluginKind, PluginSettings};
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,34 @@ pub enum PluginCommand {
         /// The `.wasm` component.
         file: PathBuf,
     },
+    /// Run the conformance suite of the plugin's kind and report every case.
+    ///
+    /// Exit status: 0 when no case failed, 1 when one did, 2 when the plugin
+    /// could not be tested at all. With `--config`, the plugin set's entry of
+    /// the same id gives the grants, configuration and secrets (for a real
+    /// `--target`).
+    Test {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The endpoint adapter suites run against (default: a lab made for the run).
+        #[arg(long, value_name = "ENDPOINT")]
+        target: Option<String>,
+        /// Also write the report as JUnit XML.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Also write the report as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Run only cases whose name contains this text.
+        #[arg(long, value_name = "TEXT")]
+        case: Option<String>,
+        /// Run only the smoke cases.
+        #[arg(long)]
+        smoke: bool,
+        /// File-system images: `auto` (real mkfs tools when installed) or `shipped`.
+        #[arg(long, value_name = "SOURCE", default_value = "auto")]
+        images: String,
+    },
 }
 
 pub fn run(
@@ -30,6 +61,36 @@ pub fn run(
     match cmd {
         PluginCommand::List => list(config, out),
         PluginCommand::Inspect { file } => inspect(&file, out),
+        PluginCommand::Test {
+            file,
+            target,
+            junit,
+            json,
+            case,
+            smoke,
+            images,
+        } => {
+            let images = match images.as_str() {
+                "auto" => ImageSource::Auto,
+                "shipped" => ImageSource::Shipped,
+                other => bail!("--images {other}: use `auto` or `shipped`"),
+            };
+            let options = SuiteOptions {
+                target,
+                settings: PluginSettings::default(),
+                images,
+                filter: case,
+                smoke_only: smoke,
+            };
+            test(
+                &file,
+                config,
+                options,
+                junit.as_deref(),
+                json.as_deref(),
+                out,
+            )
+        }
     }
 }
 
@@ -98,6 +159,91 @@ fn list(config: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<ExitCode> 
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn test(
+    file: &Path,
+    config: Option<&Path>,
+    mut options: SuiteOptions,
+    junit: Option<&Path>,
+    json: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display().to_string();
+    let manifest = Manifest::from_component(&bytes, &name)?;
+    if let Some(config) = config {
+        options.settings = settings_from_set(config, &manifest.id)?;
+    }
+    writeln!(
+        out,
+        "conformance: {} {} ({}, API {}){}",
+        manifest.id,
+        manifest.version,
+        manifest.kind,
+        manifest.api,
+        match (&options.target, manifest.kind) {
+            (Some(target), _) => format!(" against {target}"),
+            (None, PluginKind::HypervisorAdapter | PluginKind::CloudAdapter) =>
+                " against a lab made for this run".to_string(),
+            (None, _) => String::new(),
+        }
+    )?;
+    writeln!(out, "{}", report::table_header())?;
+    let mut io_error = None;
+    let report = match conformance::run(&bytes, &name, &options, &mut |case| {
+        if let Err(e) = writeln!(out, "{}", report::table_row(case)).and_then(|()| out.flush()) {
+            io_error.get_or_insert(e);
+        }
+    }) {
+        Ok(report) => report,
+        Err(e) => {
+            writeln!(out, "cannot test {name}: {e}")?;
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    writeln!(out, "{}", report.summary_line())?;
+    if let Some(path) = junit {
+        std::fs::write(path, report.to_junit())
+            .with_context(|| format!("cannot write the JUnit report {}", path.display()))?;
+        writeln!(out, "JUnit report: {}", path.display())?;
+    }
+    if let Some(path) = json {
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("cannot write the JSON report {}", path.display()))?;
+        writeln!(out, "JSON report: {}", path.display())?;
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The settings of plugin `id` in the plugin-set file at `path`.
+fn settings_from_set(path: &Path, id: &str) -> anyhow::Result<PluginSettings> {
+    let parsed = plugin_set::parse_file(path)?;
+    let set = parsed
+        .set
+        .with_context(|| format!("{} did not yield a plugin set", path.display()))?;
+    let entry = set
+        .plugins
+        .iter()
+        .find(|entry| entry.id == id)
+        .with_context(|| {
+            format!(
+                "{} has no [plugins.{id}] entry: add one with the grants, configuration and secrets the test should use",
+                path.display()
+            )
+        })?;
+    let mut settings = PluginSettings::from_entry(entry, &set.runtime)?;
+    // The suite tests the file it was given, whatever the set expects of it.
+    settings.sha256 = None;
+    settings.version = None;
+    Ok(settings)
 }
 
 fn inspect(file: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {

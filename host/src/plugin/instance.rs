@@ -15,6 +15,7 @@ use super::wit::{KindInstance, KindPre};
 use crate::disk::BlockDevice;
 use crate::guest_fs::GuestTree;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::Store;
 
@@ -34,6 +35,47 @@ pub struct CallStats {
     pub peak_memory_bytes: u64,
 }
 
+/// What every call of the instances attached to it cost, added up: a
+/// conformance case, or a job, attaches one meter to all the instances it
+/// makes and reads the total at the end.
+#[derive(Debug, Default)]
+pub struct CostMeter {
+    fuel: AtomicU64,
+    peak_memory_bytes: AtomicU64,
+    calls: AtomicU64,
+}
+
+/// A [`CostMeter`]'s reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CostTotals {
+    /// Fuel consumed by every call (instantiation included), when metered.
+    pub fuel: Option<u64>,
+    /// The largest memory of any attached instance.
+    pub peak_memory_bytes: u64,
+    /// Calls made (instantiation counts as one).
+    pub calls: u64,
+}
+
+impl CostMeter {
+    fn add(&self, stats: CallStats) {
+        if let Some(fuel) = stats.fuel_consumed {
+            self.fuel.fetch_add(fuel, Ordering::Relaxed);
+        }
+        self.peak_memory_bytes
+            .fetch_max(stats.peak_memory_bytes, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The totals so far; `fuel` is `None` unless `fuel_metered`.
+    pub fn totals(&self, fuel_metered: bool) -> CostTotals {
+        CostTotals {
+            fuel: fuel_metered.then(|| self.fuel.load(Ordering::Relaxed)),
+            peak_memory_bytes: self.peak_memory_bytes.load(Ordering::Relaxed),
+            calls: self.calls.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A live instance of a plugin.
 pub struct PluginInstance {
     store: Store<PluginState>,
@@ -43,6 +85,7 @@ pub struct PluginInstance {
     fuel_metered: bool,
     epoch_tick: Duration,
     last_call: CallStats,
+    meter: Option<Arc<CostMeter>>,
 }
 
 impl PluginInstance {
@@ -60,7 +103,13 @@ impl PluginInstance {
             fuel_metered,
             epoch_tick,
             last_call: CallStats::default(),
+            meter: None,
         }
+    }
+
+    /// Adds the cost of every later call to `meter`.
+    pub(crate) fn attach_meter(&mut self, meter: Arc<CostMeter>) {
+        self.meter = Some(meter);
     }
 
     /// Runs the component's start-up inside the same limits as a call.
@@ -311,6 +360,9 @@ impl PluginInstance {
             fuel_consumed,
             peak_memory_bytes: self.store.data().memory.peak_bytes() as u64,
         };
+        if let Some(meter) = &self.meter {
+            meter.add(self.last_call);
+        }
     }
 }
 

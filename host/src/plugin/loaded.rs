@@ -106,6 +106,27 @@ impl LoadedPlugin {
 
     /// A fresh instance in its own store, inside the plugin's sandbox.
     pub fn instantiate(&self) -> Result<PluginInstance, PluginError> {
+        self.instantiate_with(None)
+    }
+
+    /// [`instantiate`](Self::instantiate), adding the cost of every call
+    /// (start-up included) to `meter`.
+    pub fn instantiate_metered(
+        &self,
+        meter: Arc<super::instance::CostMeter>,
+    ) -> Result<PluginInstance, PluginError> {
+        self.instantiate_with(Some(meter))
+    }
+
+    /// Whether calls are fuel-metered (the runtime was made with `fuel`).
+    pub fn fuel_metered(&self) -> bool {
+        self.fuel_metered
+    }
+
+    fn instantiate_with(
+        &self,
+        meter: Option<Arc<super::instance::CostMeter>>,
+    ) -> Result<PluginInstance, PluginError> {
         let plugin = self.meta.manifest.id.clone();
         let state =
             PluginState::new(self.meta.clone()).map_err(|reason| PluginError::Instantiate {
@@ -117,6 +138,9 @@ impl LoadedPlugin {
         store.epoch_deadline_trap();
         let mut instance =
             PluginInstance::new(store, self.meta.clone(), self.fuel_metered, self.epoch_tick);
+        if let Some(meter) = meter {
+            instance.attach_meter(meter);
+        }
         instance.start(&self.pre)?;
         Ok(instance)
     }

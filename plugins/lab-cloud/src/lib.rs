@@ -13,17 +13,43 @@ fn todo() -> Error {
 }
 
 impl Guest for LabCloud {
-    fn connect() -> Result<EndpointInfo, Error> { Err(todo()) }
-    fn get_vm(_vm_id: String) -> Result<Vm, Error> { Err(todo()) }
-    fn power_off(_vm_id: String, _deallocate: bool) -> Result<(), Error> { Err(todo()) }
-    fn start(_vm_id: String) -> Result<(), Error> { Err(todo()) }
-    fn delete_vm(_vm_id: String) -> Result<(), Error> { Err(todo()) }
-    fn create_vm(_spec: VmSpec) -> Result<Vm, Error> { Err(todo()) }
-    fn get_network(_network_id: String) -> Result<Network, Error> { Err(todo()) }
-    fn disk_endpoint(_disk_id: String, _access: Access) -> Result<Disk, Error> { Err(todo()) }
-    fn create_snapshot(_disk_id: String) -> Result<Snapshot, Error> { Err(todo()) }
-    fn delete_snapshot(_disk_id: String, _snapshot_id: String) -> Result<(), Error> { Err(todo()) }
-    fn changed_ranges(_disk_id: String, _base: String, _target: String) -> Result<ChangeSet, Error> { Err(todo()) }
+    fn connect() -> Result<EndpointInfo, Error> {
+        Err(todo())
+    }
+    fn get_vm(_vm_id: String) -> Result<Vm, Error> {
+        Err(todo())
+    }
+    fn power_off(_vm_id: String, _deallocate: bool) -> Result<(), Error> {
+        Err(todo())
+    }
+    fn start(_vm_id: String) -> Result<(), Error> {
+        Err(todo())
+    }
+    fn delete_vm(_vm_id: String) -> Result<(), Error> {
+        Err(todo())
+    }
+    fn create_vm(_spec: VmSpec) -> Result<Vm, Error> {
+        Err(todo())
+    }
+    fn get_network(_network_id: String) -> Result<Network, Error> {
+        Err(todo())
+    }
+    fn disk_endpoint(_disk_id: String, _access: Access) -> Result<Disk, Error> {
+        Err(todo())
+    }
+    fn create_snapshot(_disk_id: String) -> Result<Snapshot, Error> {
+        Err(todo())
+    }
+    fn delete_snapshot(_disk_id: String, _snapshot_id: String) -> Result<(), Error> {
+        Err(todo())
+    }
+    fn changed_ranges(
+        _disk_id: String,
+        _base: String,
+        _target: String,
+    ) -> Result<ChangeSet, Error> {
+        Err(todo())
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

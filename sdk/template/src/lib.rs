@@ -12,6 +12,7 @@ use homeward_sdk::guest_step::exports::homeward::plugin::post_step::{
     ChangeKind, FileChange, Guest, StepContext, StepPlan,
 };
 use homeward_sdk::guest_fs::GuestFs;
+use homeward_sdk::types::FileKind;
 use homeward_sdk::{config, log};
 
 /// The line the step makes sure `/etc/motd` has, unless the operator sets
@@ -26,10 +27,31 @@ impl Guest for Template {
         let message = config::get("message").unwrap_or_else(|| DEFAULT_MESSAGE.to_string());
         log::info(&format!("planning motd for {}", context.vm_name));
 
-        let current = if root.exists(MOTD) {
-            Some(String::from_utf8_lossy(&root.read_file(MOTD)?).into_owned())
-        } else {
-            None
+        // Look before reading: the guest may not be a Linux root at all, and
+        // `/etc/motd` may be a symlink (Ubuntu points it at /run), which a
+        // step must not replace with a file behind the operator's back.
+        match root.stat("/etc") {
+            Ok(etc) if etc.kind == FileKind::Directory => {}
+            _ => {
+                return Err(Error::NotFound(
+                    "/etc is not a directory in this guest: is the disk's root file system the one mounted as /?"
+                        .to_string(),
+                ));
+            }
+        }
+        let current = match root.stat(MOTD) {
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+            Ok(stat) if stat.kind == FileKind::Regular => {
+                Some(String::from_utf8_lossy(&root.read_file(MOTD)?).into_owned())
+            }
+            Ok(stat) => {
+                return Ok(StepPlan {
+                    summary: format!("{MOTD} is a {:?}, not a file: left alone", stat.kind),
+                    changes: Vec::new(),
+                    notes: vec![format!("{MOTD} was not changed; add the notice by hand if wanted")],
+                });
+            }
         };
         if current.as_deref().is_some_and(|text| text.lines().any(|l| l == message)) {
             return Ok(StepPlan {

@@ -1,0 +1,333 @@
+//! The lab directory as the plugin sees it: reading its records, writing them
+//! atomically (a temporary file, then a rename), and turning resource ids into
+//! the names of the files that hold them.
+//!
+//! Plain `std::fs`, so it runs natively as well as in the sandbox.
+
+use crate::arm::ResourceId;
+use crate::format::{
+    self, CLOUD_FILE, COUNTERS_FILE, CloudFile, Counters, DISKS_DIR, DiskFile, FORMAT_VERSION,
+    SnapshotFile, VMS_DIR, VmFile,
+};
+use homeward_sdk::Error;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// An open lab: its directory and its fixed setup.
+#[derive(Debug)]
+pub struct Lab {
+    root: PathBuf,
+    /// The same directory on the host, for disk locators and messages.
+    host_root: Option<PathBuf>,
+    /// `cloud.json`.
+    pub cloud: CloudFile,
+}
+
+impl Lab {
+    /// Opens the lab at `root` (the plugin's view of it); `host_root` is the
+    /// same directory on the host, when the operator configured it.
+    pub fn open(root: &Path, host_root: Option<&Path>) -> Result<Lab, Error> {
+        let shown = host_root.unwrap_or(root);
+        let guest = root.display();
+        let grant = format!(
+            "grant it to the plugin read-write ([plugins.lab-cloud.grants] dirs = [{{ host = \"{}\", \
+             guest = \"{guest}\", write = true }}]) and set config `root` = \"{guest}\"",
+            host_root.map_or_else(|| "<lab directory>".to_string(), |h| h.display().to_string()),
+        );
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::unavailable(
+                    format!("the lab cloud {} is not a directory: {grant}", shown.display()),
+                    None,
+                ));
+            }
+            Err(e) => {
+                return Err(Error::unavailable(
+                    format!(
+                        "the lab cloud directory {} cannot be reached from the plugin ({e}): {grant}",
+                        shown.display()
+                    ),
+                    None,
+                ));
+            }
+        }
+        let cloud_path = root.join(CLOUD_FILE);
+        let text = match std::fs::read(&cloud_path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::unavailable(
+                    format!(
+                        "there is no lab cloud in {} ({CLOUD_FILE} is missing): create one \
+                         (homeward::lab::cloud::LabCloud::create, or `homeward demo`) or point \
+                         the grant at the right directory",
+                        shown.display()
+                    ),
+                    None,
+                ));
+            }
+            Err(e) => {
+                return Err(Error::unavailable(
+                    format!("cannot read {}: {e}", shown.join(CLOUD_FILE).display()),
+                    None,
+                ));
+            }
+        };
+        let cloud: CloudFile = serde_json::from_slice(&text).map_err(|e| {
+            Error::internal(format!(
+                "{} is damaged ({e}); recreate the lab",
+                shown.join(CLOUD_FILE).display()
+            ))
+        })?;
+        if cloud.format != FORMAT_VERSION {
+            return Err(Error::unsupported(format!(
+                "{} is lab format {}, this plugin reads format {FORMAT_VERSION}; recreate the lab \
+                 with this version of Homeward",
+                shown.join(CLOUD_FILE).display(),
+                cloud.format
+            )));
+        }
+        Ok(Lab {
+            root: root.to_path_buf(),
+            host_root: host_root.map(Path::to_path_buf),
+            cloud,
+        })
+    }
+
+    /// The host path of `rel` inside the lab, when the host root is known.
+    pub fn host_path(&self, rel: &str) -> Option<PathBuf> {
+        self.host_root.as_ref().map(|h| h.join(rel))
+    }
+
+    /// Where `rel` is, for messages: on the host if known, else in the sandbox.
+    fn shown(&self, rel: &str) -> String {
+        self.host_path(rel)
+            .unwrap_or_else(|| self.root.join(rel))
+            .display()
+            .to_string()
+    }
+
+    /// The plugin's path of `rel` inside the lab.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// An I/O failure on `rel`, as an error naming the file.
+    pub fn io_error(&self, rel: &str, doing: &str, e: &io::Error) -> Error {
+        Error::internal(format!("cannot {doing} {}: {e}", self.shown(rel)))
+    }
+
+    /// Reads and parses `rel`; `None` when it does not exist.
+    fn read_json<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>, Error> {
+        let bytes = match std::fs::read(self.path(rel)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io_error(rel, "read", &e)),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::internal(format!("{} is damaged ({e})", self.shown(rel)))
+        })
+    }
+
+    /// Writes `value` to `rel` atomically: a temporary file beside it, synced,
+    /// then renamed over it, so a reader sees the old record or the new one.
+    fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<(), Error> {
+        let mut text = serde_json::to_vec_pretty(value)
+            .map_err(|e| Error::internal(format!("cannot encode {}: {e}", self.shown(rel))))?;
+        text.push(b'\n');
+        let tmp = format!("{rel}.{}.tmp", unique_suffix());
+        let written = std::fs::File::create(self.path(&tmp))
+            .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(self.path(&tmp), self.path(rel)));
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(self.path(&tmp));
+            self.io_error(rel, "write", &e)
+        })
+    }
+
+    /// Removes `rel`; a file already gone is not an error.
+    pub fn remove(&self, rel: &str) -> Result<(), Error> {
+        match std::fs::remove_file(self.path(rel)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(self.io_error(rel, "remove", &e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Result<Counters, Error> {
+        Ok(self.read_json(COUNTERS_FILE)?.unwrap_or_default())
+    }
+
+    /// Saves the counters.
+    pub fn save_counters(&self, counters: &Counters) -> Result<(), Error> {
+        self.write_json(COUNTERS_FILE, counters)
+    }
+
+    /// The VM named `name`, if it exists.
+    pub fn vm(&self, name: &str) -> Result<Option<VmFile>, Error> {
+        self.read_json(&vm_rel(name))
+    }
+
+    /// Saves a VM's record.
+    pub fn save_vm(&self, vm: &VmFile) -> Result<(), Error> {
+        self.write_json(&vm_rel(&vm.name), vm)
+    }
+
+    /// Deletes a VM's record.
+    pub fn remove_vm(&self, name: &str) -> Result<(), Error> {
+        self.remove(&vm_rel(name))
+    }
+
+    /// Every VM, in name order.
+    pub fn vms(&self) -> Result<Vec<VmFile>, Error> {
+        let mut names = Vec::new();
+        let entries = match std::fs::read_dir(self.path(VMS_DIR)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io_error(VMS_DIR, "list", &e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_error(VMS_DIR, "list", &e))?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = file.strip_suffix(".json")
+                && format::valid_name(stem)
+            {
+                names.push(stem.to_string());
+            }
+        }
+        names.sort();
+        let mut vms = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(vm) = self.vm(&name)? {
+                vms.push(vm);
+            }
+        }
+        Ok(vms)
+    }
+
+    /// The disk named `name`, if it exists.
+    pub fn disk(&self, name: &str) -> Result<Option<DiskFile>, Error> {
+        self.read_json(&disk_rel(&format::disk_json(name)))
+    }
+
+    /// The snapshot `snapshot` of disk `disk`, if it exists.
+    pub fn snapshot(&self, disk: &str, snapshot: &str) -> Result<Option<SnapshotFile>, Error> {
+        self.read_json(&disk_rel(&format::snapshot_json(disk, snapshot)))
+    }
+
+    /// Saves a snapshot's record.
+    pub fn save_snapshot(&self, disk: &str, snapshot: &SnapshotFile) -> Result<(), Error> {
+        self.write_json(
+            &disk_rel(&format::snapshot_json(disk, &snapshot.name)),
+            snapshot,
+        )
+    }
+
+    /// The snapshots of disk `disk`, oldest first.
+    pub fn snapshots_of(&self, disk: &str) -> Result<Vec<SnapshotFile>, Error> {
+        let entries = match std::fs::read_dir(self.path(DISKS_DIR)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io_error(DISKS_DIR, "list", &e)),
+        };
+        let prefix = format!("{disk}@");
+        let mut snapshots = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_error(DISKS_DIR, "list", &e))?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if let Some(name) = file
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".json"))
+                && format::valid_name(name)
+                && let Some(snapshot) = self.snapshot(disk, name)?
+            {
+                snapshots.push(snapshot);
+            }
+        }
+        snapshots.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        Ok(snapshots)
+    }
+
+    /// The name of the resource `id` names, after checking it is a `kind`
+    /// (`noun` in messages) of this lab's subscription and resource group.
+    /// A malformed id or one of another type is `invalid-input`; one of
+    /// another subscription or group is `not-found`.
+    pub fn name_in(&self, id: &str, kind: &str, noun: &str) -> Result<String, Error> {
+        let parsed = ResourceId::parse(id).map_err(|e| Error::invalid_input(e.to_string()))?;
+        if !parsed.is_kind(kind) || parsed.child.is_some() {
+            return Err(Error::invalid_input(format!(
+                "`{}` is not a {noun} id (expected type {kind}, found {}{})",
+                id.escape_debug(),
+                parsed.kind,
+                parsed
+                    .child
+                    .as_ref()
+                    .map(|(k, _)| format!("/{k}"))
+                    .unwrap_or_default()
+            )));
+        }
+        self.check_scope(id, &parsed)?;
+        if !format::valid_name(&parsed.name) {
+            return Err(Error::invalid_input(format!(
+                "`{}` is not a valid {noun} name (letters, digits, `-`, `_`, `.`; 1 to 80 \
+                 characters)",
+                parsed.name.escape_debug()
+            )));
+        }
+        Ok(parsed.name)
+    }
+
+    /// Checks that `parsed` (from `id`) is in this lab's subscription and group.
+    pub fn check_scope(&self, id: &str, parsed: &ResourceId) -> Result<(), Error> {
+        if !parsed
+            .subscription
+            .eq_ignore_ascii_case(&self.cloud.subscription_id)
+        {
+            return Err(Error::not_found(format!(
+                "{id}: subscription {} is not this cloud's (it has {})",
+                parsed.subscription, self.cloud.subscription_id
+            )));
+        }
+        if !parsed
+            .resource_group
+            .eq_ignore_ascii_case(&self.cloud.resource_group)
+        {
+            return Err(Error::not_found(format!(
+                "{id}: resource group {} does not exist in subscription {} (it has {})",
+                parsed.resource_group, self.cloud.subscription_id, self.cloud.resource_group
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Path of VM `name`'s record inside the lab.
+fn vm_rel(name: &str) -> String {
+    format!("{VMS_DIR}/{}", format::vm_json(name))
+}
+
+/// Path of `file` in the disks directory.
+pub fn disk_rel(file: &str) -> String {
+    format!("{DISKS_DIR}/{file}")
+}
+
+/// Something that differs between two writers of the same file at once, so
+/// their temporary files do not collide.
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
