@@ -14,6 +14,8 @@ fn main() {
     for (var, file) in [
         ("HOMEWARD_FIXTURE_SANDBOX_PROBE", "sandbox_probe.wasm"),
         ("HOMEWARD_FIXTURE_DISK_PROBE", "disk_probe.wasm"),
+        ("HOMEWARD_FIXTURE_BROKEN_STEP", "broken_step.wasm"),
+        ("HOMEWARD_FIXTURE_BROKEN_FS", "broken_fs.wasm"),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());
     }

@@ -3,6 +3,7 @@
 //! components.
 
 pub mod child;
+pub mod conformance;
 pub mod disk_layout;
 pub mod fixture_tree;
 pub mod fs_ext4;
@@ -29,6 +30,11 @@ pub fn sandbox_probe_path() -> PathBuf {
 /// The `disk-probe` fixture plugin (`tests/fixtures/disk-probe`), built by `build.rs`.
 pub fn disk_probe_path() -> PathBuf {
     PathBuf::from(env!("HOMEWARD_FIXTURE_DISK_PROBE"))
+}
+
+/// The `broken-step` fixture plugin (`tests/fixtures/broken-step`), built by `build.rs`.
+pub fn broken_step_path() -> PathBuf {
+    PathBuf::from(env!("HOMEWARD_FIXTURE_BROKEN_STEP"))
 }
 
 /// The template plugin's bytes, as embedded in the host.
@@ -178,20 +184,27 @@ impl Drop for HttpServer {
     }
 }
 
-/// Runs the `homeward` command line in-process; returns its exit status and output.
+/// Runs the `homeward` command line in-process; returns whether it succeeded and its output.
 pub fn homeward(args: &[&str]) -> (bool, String) {
+    let (code, text) = homeward_exit(args);
+    (code == std::process::ExitCode::SUCCESS, text)
+}
+
+/// Runs the `homeward` command line in-process; returns its exit code (an
+/// error that reaches `main` exits 1) and its output.
+pub fn homeward_exit(args: &[&str]) -> (std::process::ExitCode, String) {
     let mut out = Vec::new();
     let argv = std::iter::once("homeward").chain(args.iter().copied());
     let result = homeward::cli::run(argv, &mut out);
     let mut text = String::from_utf8_lossy(&out).into_owned();
-    let ok = match result {
-        Ok(code) => code == std::process::ExitCode::SUCCESS,
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
             text.push_str(&format!("error: {e:#}\n"));
-            false
+            std::process::ExitCode::FAILURE
         }
     };
-    (ok, text)
+    (code, text)
 }
 
 /// Writes `text` to `dir/name` and returns the path.

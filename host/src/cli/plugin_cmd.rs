@@ -171,7 +171,13 @@ fn test(
 ) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file.display().to_string();
-    let manifest = Manifest::from_component(&bytes, &name)?;
+    let manifest = match Manifest::from_component(&bytes, &name) {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            writeln!(out, "cannot test {name}: {e}")?;
+            return Ok(ExitCode::from(2));
+        }
+    };
     if let Some(config) = config {
         options.settings = settings_from_set(config, &manifest.id)?;
     }
