@@ -98,3 +98,42 @@ impl<'s> CaseContext<'s> {
         self.meter.totals(self.run.plugin.fuel_metered())
     }
 }
+
+/// Runs `f` with every `tracing` event of this thread (the plugin's own log
+/// lines and the host's) written to a buffer, and returns that text too.
+/// Plugin calls run on the caller's thread, so a case sees everything its
+/// calls logged: the secret-leak checks search it.
+pub fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut buffer) = self.0.lock() {
+                buffer.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = buffer
+        .0
+        .lock()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    (result, text)
+}

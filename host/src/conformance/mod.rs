@@ -31,7 +31,7 @@ pub mod report;
 pub mod suites;
 
 pub use case::{Case, CaseEnd, ErrorKind, Requirement, expect_error, expect_no_trap, expect_ok};
-pub use context::CaseContext;
+pub use context::{CaseContext, capture_logs};
 pub use report::{CaseReport, Outcome, PluginSummary, Report};
 
 use crate::plugin::capability::FileAccess;
@@ -168,7 +168,8 @@ fn run_case(run: &SuiteRun<'_>, manifest: &Manifest, case: &Case) -> CaseReport 
         summary: case.summary.to_string(),
         smoke: case.smoke,
         outcome,
-        fuel: cost.fuel,
+        // A case that made no call (skipped up front) has no cost to show.
+        fuel: cost.fuel.filter(|_| cost.calls > 0),
         peak_memory_bytes: cost.peak_memory_bytes,
         calls: cost.calls,
         duration_ms: elapsed_ms(started),

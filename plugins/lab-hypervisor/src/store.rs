@@ -12,7 +12,7 @@ use crate::format::{
     UNITS_PER_CONTROLLER, VM_FILE, VmConfig,
 };
 use crate::vmdk;
-use homeward_sdk::Error;
+pub use homeward_sdk::Error;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
