@@ -14,6 +14,7 @@ pub mod guest_disks;
 pub mod guest_net;
 pub mod guest_nm;
 pub mod images;
+pub mod vsphere_sim;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
