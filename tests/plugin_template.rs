@@ -147,3 +147,20 @@ fn compile_cache_is_used_on_the_second_load() {
     );
     reloaded.instantiate().unwrap().ping().unwrap();
 }
+
+#[test]
+fn a_log_recorder_keeps_the_plugins_log_lines() {
+    let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
+    let plugin = runtime
+        .load(template_wasm(), "template", PluginSettings::default())
+        .unwrap();
+    let mut instance = plugin.instantiate().unwrap();
+    let recorder = Arc::new(homeward::plugin::LogRecorder::default());
+    instance.record_logs(recorder.clone());
+    let dir = guest_tree();
+    let tree = Arc::new(DirTree::new(dir.path()).unwrap());
+    instance
+        .plan_guest_step(tree, &step_context("web01"))
+        .unwrap();
+    assert_eq!(recorder.lines(), ["info planning motd for web01"]);
+}

@@ -16,6 +16,7 @@
 //! - [`embedded`]: the plugins built into the `homeward` binary.
 //! - [`sync`]: the replication data path (process server, master target).
 //! - [`bench`](mod@bench): the plugin-runtime benchmark behind `homeward bench plugins`.
+//! - [`scaffold`]: new plugin crates from templates (`homeward plugin new`).
 //! - [`cli`]: the `homeward` command.
 
 pub mod bench;
@@ -29,4 +30,5 @@ pub mod guest_fs;
 pub mod guest_steps;
 pub mod lab;
 pub mod plugin;
+pub mod scaffold;
 pub mod sync;

@@ -47,6 +47,28 @@
 //! the operator did not grant in the plugin-set file. No environment variables,
 //! no sockets; files only in granted directories; HTTP only to granted
 //! `host:port` pairs. See `sdk/README.md` for the guide and the versioning rules.
+//!
+//! ## From nothing to certified
+//!
+//! ```text
+//! homeward plugin new --kind guest-step acme-motd     # a crate that builds and passes the smoke cases
+//! cd acme-motd && cargo build --release --target wasm32-wasip2
+//! homeward plugin inspect target/wasm32-wasip2/release/acme_motd.wasm
+//! homeward plugin test target/wasm32-wasip2/release/acme_motd.wasm --junit report.xml
+//! ```
+//!
+//! `--kind` is `hypervisor-adapter`, `cloud-adapter`, `filesystem-handler` or
+//! `guest-step`. `plugin test` runs the conformance suite of the plugin's kind
+//! and reports each case as PASS, FAIL or SKIP with its fuel and peak memory;
+//! adapters are tested against a real endpoint with `--target URL` and
+//! `--config` (a plugin-set file with the grants and secrets).
+//!
+//! ## Compatibility
+//!
+//! The manifest records [`API_VERSION`]. A host serving `0.1.y` loads a plugin
+//! built for `0.1.x` when `x <= y`: within the 0.1 line the WIT only gains
+//! functions and types, records never gain fields (they carry `properties`),
+//! and a 0.2 host keeps serving 0.1 plugins through its 0.1 bindings.
 
 pub mod bytes;
 pub mod errors;

@@ -6,6 +6,7 @@ mod demo;
 mod fs_cmd;
 mod guest_cmd;
 mod plugin_cmd;
+mod plugin_new;
 mod plugin_set;
 mod sync_cmd;
 mod units;

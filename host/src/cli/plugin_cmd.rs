@@ -16,6 +16,8 @@ use std::process::ExitCode;
 /// Plugin subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Create a new plugin crate of a kind, ready to build and test.
+    New(super::plugin_new::NewArgs),
     /// List the plugins of the plugin set, whether each loads, and what it is granted.
     List,
     /// Show a plugin file's manifest, exports, API version and requested capabilities.
@@ -59,6 +61,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
+        PluginCommand::New(args) => super::plugin_new::run(args, out),
         PluginCommand::List => list(config, out),
         PluginCommand::Inspect { file } => inspect(&file, out),
         PluginCommand::Test {

@@ -5,7 +5,8 @@
 use super::SuiteOptions;
 use super::case::CaseEnd;
 use crate::plugin::{
-    CostMeter, CostTotals, LoadedPlugin, Manifest, PluginInstance, PluginSettings, Runtime,
+    CostMeter, CostTotals, LoadedPlugin, LogRecorder, Manifest, PluginInstance, PluginSettings,
+    Runtime,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub struct SuiteRun<'a> {
 pub struct CaseContext<'s> {
     run: &'s SuiteRun<'s>,
     meter: Arc<CostMeter>,
+    logs: Arc<LogRecorder>,
     work: Option<tempfile::TempDir>,
 }
 
@@ -31,6 +33,7 @@ impl<'s> CaseContext<'s> {
         CaseContext {
             run,
             meter: Arc::new(CostMeter::default()),
+            logs: Arc::new(LogRecorder::default()),
             work: None,
         }
     }
@@ -52,10 +55,8 @@ impl<'s> CaseContext<'s> {
 
     /// A fresh instance of the plugin under test; its calls count for this case.
     pub fn instance(&mut self) -> Result<PluginInstance, CaseEnd> {
-        self.run
-            .plugin
-            .instantiate_metered(self.meter.clone())
-            .map_err(|e| CaseEnd::Fail(format!("the plugin does not instantiate: {e}")))
+        let plugin = &self.run.plugin;
+        self.instance_of(plugin)
     }
 
     /// The plugin loaded again with other settings (other credentials, a
@@ -73,9 +74,16 @@ impl<'s> CaseContext<'s> {
     /// A fresh instance of `plugin` (from [`load_with`](Self::load_with)); its
     /// calls count for this case.
     pub fn instance_of(&mut self, plugin: &LoadedPlugin) -> Result<PluginInstance, CaseEnd> {
-        plugin
+        let mut instance = plugin
             .instantiate_metered(self.meter.clone())
-            .map_err(|e| CaseEnd::Fail(format!("the plugin does not instantiate: {e}")))
+            .map_err(|e| CaseEnd::Fail(format!("the plugin does not instantiate: {e}")))?;
+        instance.record_logs(self.logs.clone());
+        Ok(instance)
+    }
+
+    /// Every line the plugin logged in this case's instances so far.
+    pub fn plugin_logs(&self) -> String {
+        self.logs.lines().join("\n")
     }
 
     /// A scratch directory of this case, removed when the case ends.
@@ -97,43 +105,4 @@ impl<'s> CaseContext<'s> {
     pub fn cost(&self) -> CostTotals {
         self.meter.totals(self.run.plugin.fuel_metered())
     }
-}
-
-/// Runs `f` with every `tracing` event of this thread (the plugin's own log
-/// lines and the host's) written to a buffer, and returns that text too.
-/// Plugin calls run on the caller's thread, so a case sees everything its
-/// calls logged: the secret-leak checks search it.
-pub fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
-    use std::sync::Mutex;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            if let Ok(mut buffer) = self.0.lock() {
-                buffer.extend_from_slice(bytes);
-            }
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
-    let text = buffer
-        .0
-        .lock()
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default();
-    (result, text)
 }

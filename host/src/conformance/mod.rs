@@ -31,7 +31,7 @@ pub mod report;
 pub mod suites;
 
 pub use case::{Case, CaseEnd, ErrorKind, Requirement, expect_error, expect_no_trap, expect_ok};
-pub use context::{CaseContext, capture_logs};
+pub use context::CaseContext;
 pub use report::{CaseReport, Outcome, PluginSummary, Report};
 
 use crate::plugin::capability::FileAccess;

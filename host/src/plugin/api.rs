@@ -41,7 +41,7 @@ pub fn select(plugin_id: &str, plugin_api: &Version) -> Result<ApiLine, PluginEr
     }
     for (line, served) in SERVED {
         if same_line(plugin_api, served) {
-            return if plugin_api.patch <= served.patch {
+            return if provides(served, plugin_api) {
                 Ok(*line)
             } else {
                 Err(refuse(
@@ -64,4 +64,27 @@ pub fn select(plugin_id: &str, plugin_api: &Version) -> Result<ApiLine, PluginEr
 /// Semver compatibility: same major, and for 0.x the same minor.
 fn same_line(a: &Version, b: &Version) -> bool {
     a.major == b.major && (a.major > 0 || a.minor == b.minor)
+}
+
+/// Whether a host serving `served` has everything a plugin built for
+/// `plugin` (of the same line) may call: for 0.x the line fixes the minor and
+/// patches add; from 1.0 on minors add too.
+fn provides(served: &Version, plugin: &Version) -> bool {
+    (plugin.minor, plugin.patch) <= (served.minor, served.patch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_serves_the_versions_up_to_its_own() {
+        let v = |s: &str| Version::parse(s).unwrap();
+        assert!(same_line(&v("0.1.3"), &v("0.1.0")) && !same_line(&v("0.2.0"), &v("0.1.0")));
+        assert!(provides(&v("0.1.2"), &v("0.1.1")));
+        assert!(!provides(&v("0.1.1"), &v("0.1.2")));
+        assert!(same_line(&v("1.2.0"), &v("1.1.5")));
+        assert!(!provides(&v("1.1.5"), &v("1.2.0")), "a 1.2 plugin may call what 1.1.5 lacks");
+        assert!(provides(&v("1.2.0"), &v("1.1.9")));
+    }
 }

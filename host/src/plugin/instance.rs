@@ -76,6 +76,27 @@ impl CostMeter {
     }
 }
 
+/// Keeps the log lines of the instances attached to it, besides sending them
+/// to `tracing`: a conformance case searches what its calls logged without
+/// depending on which `tracing` subscriber is installed where.
+#[derive(Debug, Default)]
+pub struct LogRecorder {
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+impl LogRecorder {
+    pub(crate) fn record(&self, level: &str, message: &str) {
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.push(format!("{level} {message}"));
+        }
+    }
+
+    /// Every line so far, as `LEVEL message`.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
 /// A live instance of a plugin.
 pub struct PluginInstance {
     store: Store<PluginState>,
@@ -105,6 +126,11 @@ impl PluginInstance {
             last_call: CallStats::default(),
             meter: None,
         }
+    }
+
+    /// Keeps every later log line of this instance in `recorder` too.
+    pub fn record_logs(&mut self, recorder: Arc<LogRecorder>) {
+        self.store.data_mut().log_recorder = Some(recorder);
     }
 
     /// Adds the cost of every later call to `meter`.

@@ -33,7 +33,7 @@ pub mod volume;
 pub mod wit;
 
 pub use error::{Failure, PluginError};
-pub use instance::{CallStats, CostMeter, CostTotals, PluginInstance};
+pub use instance::{CallStats, CostMeter, CostTotals, LogRecorder, PluginInstance};
 pub use limits::Limits;
 pub use loaded::{LoadedPlugin, PluginMeta, PluginSettings};
 pub use manifest::{Manifest, PluginKind};

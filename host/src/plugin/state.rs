@@ -23,6 +23,9 @@ pub struct PluginState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     network: NetworkPolicy,
+    /// Where the plugin's log lines are also kept, when someone asked
+    /// (conformance cases search them for secrets).
+    pub(crate) log_recorder: Option<Arc<super::instance::LogRecorder>>,
 }
 
 impl PluginState {
@@ -51,6 +54,7 @@ impl PluginState {
             http: WasiHttpCtx::new(),
             network,
             meta,
+            log_recorder: None,
         })
     }
 

@@ -47,13 +47,24 @@ impl ResourceId {
             id: id.to_string(),
             why,
         };
-        let rest = id.strip_prefix('/').ok_or_else(|| bad("it does not start with `/`"))?;
+        let rest = id
+            .strip_prefix('/')
+            .ok_or_else(|| bad("it does not start with `/`"))?;
         let parts: Vec<&str> = rest.split('/').collect();
         if parts.iter().any(|p| p.is_empty()) {
             return Err(bad("it has an empty segment"));
         }
-        let [subs, subscription, groups, group, providers, namespace, kind, name, tail @ ..] =
-            parts.as_slice()
+        let [
+            subs,
+            subscription,
+            groups,
+            group,
+            providers,
+            namespace,
+            kind,
+            name,
+            tail @ ..,
+        ] = parts.as_slice()
         else {
             return Err(bad("it has too few segments"));
         };

@@ -3,11 +3,9 @@
 
 use crate::auth::{Caller, actions};
 use crate::disks;
-use crate::format::{
-    self, Allocation, LabPower, NicFile, VM_TYPE, VmFile, AZURE_DNS,
-};
+use crate::format::{self, AZURE_DNS, Allocation, LabPower, NicFile, VM_TYPE, VmFile};
 use crate::network;
-use crate::store::{Lab, now_millis};
+use crate::store::{Lab, describe, now_millis};
 use homeward_sdk::Error;
 use homeward_sdk::cloud_adapter::exports::homeward::plugin::cloud::VmSpec;
 use homeward_sdk::types::{Addressing, NicConfig, PowerState, StaticAddressing, Vm};
@@ -33,14 +31,27 @@ pub fn get_vm(lab: &Lab, id: &str) -> Result<Vm, Error> {
 /// `power-off`: running or stopped → stopped, or deallocated with
 /// `deallocate`. Powering off a VM that is already off succeeds and changes
 /// nothing (a deallocated VM stays deallocated), as in Azure.
-pub fn power_off(lab: &Lab, caller: &Caller, id: &str, deallocate: bool) -> Result<LabPower, Error> {
+pub fn power_off(
+    lab: &Lab,
+    caller: &Caller,
+    id: &str,
+    deallocate: bool,
+) -> Result<LabPower, Error> {
     let action = if deallocate {
         actions::VM_DEALLOCATE
     } else {
         actions::VM_POWER_OFF
     };
-    let verb = if deallocate { "deallocate" } else { "power off" };
-    caller.may(&lab.cloud, &format!("{verb} virtual machine {id}"), &[action])?;
+    let verb = if deallocate {
+        "deallocate"
+    } else {
+        "power off"
+    };
+    caller.may(
+        &lab.cloud,
+        &format!("{verb} virtual machine {id}"),
+        &[action],
+    )?;
     let mut vm = load(lab, id)?;
     let next = match (vm.power, deallocate) {
         (_, true) => LabPower::Deallocated,
@@ -133,7 +144,10 @@ pub fn create_vm(lab: &Lab, caller: &Caller, spec: &VmSpec) -> Result<Vm, Error>
     let mut disk_ids = Vec::with_capacity(spec.disk_ids.len());
     for id in &spec.disk_ids {
         let disk = disks::load(lab, id)?;
-        if disk_ids.iter().any(|d: &String| d.eq_ignore_ascii_case(&disk.id)) {
+        if disk_ids
+            .iter()
+            .any(|d: &String| d.eq_ignore_ascii_case(&disk.id))
+        {
             return Err(Error::invalid_input(format!(
                 "disk `{}` is listed twice in disk-ids",
                 disk.name
@@ -228,7 +242,9 @@ fn valid_size(size: &str) -> bool {
         .strip_prefix("Standard_")
         .or_else(|| size.strip_prefix("Basic_"));
     family.is_some_and(|f| {
-        !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        !f.is_empty()
+            && f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     })
 }
 
@@ -239,8 +255,9 @@ pub fn to_api(lab: &Lab, vm: &VmFile) -> Result<Vm, Error> {
     for (position, disk_id) in vm.disks.iter().enumerate() {
         let disk = disks::load(lab, disk_id).map_err(|e| {
             Error::internal(format!(
-                "virtual machine `{}` lists disk {disk_id}, which the lab cannot read: {e:?}",
-                vm.name
+                "virtual machine `{}` lists disk {disk_id}, which the lab cannot read: {}",
+                vm.name,
+                describe(&e)
             ))
         })?;
         api_disks.push(disks::to_api(lab, &disk, Some(position))?);
@@ -253,13 +270,19 @@ pub fn to_api(lab: &Lab, vm: &VmFile) -> Result<Vm, Error> {
         ("size".to_string(), vm.size.clone()),
         ("power-state".to_string(), vm.power.azure_code().to_string()),
         ("location".to_string(), lab.cloud.location.clone()),
-        ("resource-group".to_string(), lab.cloud.resource_group.clone()),
+        (
+            "resource-group".to_string(),
+            lab.cloud.resource_group.clone(),
+        ),
     ];
     for (i, nic) in vm.nics.iter().enumerate() {
         let subnet = network::subnet(lab, &nic.subnet_id).map_err(|e| {
             Error::internal(format!(
-                "NIC {} of virtual machine `{}` is in subnet {}, which the lab cannot resolve: {e:?}",
-                nic.id, vm.name, nic.subnet_id
+                "NIC {} of virtual machine `{}` is in subnet {}, which the lab cannot resolve: {}",
+                nic.id,
+                vm.name,
+                nic.subnet_id,
+                describe(&e)
             ))
         })?;
         nics.push(NicConfig {

@@ -322,6 +322,8 @@ pub struct SnapshotFile {
     pub id: String,
     /// Name.
     pub name: String,
+    /// Its number from `counters.json`: snapshots of a disk are ordered by it.
+    pub number: u64,
     /// ARM id of the disk it was taken of.
     pub disk_id: String,
     /// When it was taken (Unix milliseconds).

@@ -24,11 +24,10 @@ impl Prefix {
         let addr: Ipv4Addr = addr
             .parse()
             .map_err(|_| format!("`{}` is not an IPv4 CIDR prefix", text.escape_debug()))?;
-        let len: u8 = len
-            .parse()
-            .ok()
-            .filter(|l| *l <= 32)
-            .ok_or_else(|| format!("`{}` has a prefix length outside 0-32", text.escape_debug()))?;
+        let len: u8 =
+            len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| {
+                format!("`{}` has a prefix length outside 0-32", text.escape_debug())
+            })?;
         let prefix = Prefix { network: addr, len };
         if u32::from(addr) & !prefix.mask() != 0 {
             return Err(format!(

@@ -107,7 +107,13 @@ pub fn subnet(lab: &Lab, id: &str) -> Result<JoinedSubnet, Error> {
             "`{}` is virtual network `{}`, not a subnet: append /subnets/<name> (its subnets: {})",
             id.escape_debug(),
             vnet.name,
-            list_or_none(&vnet.subnets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())
+            list_or_none(
+                &vnet
+                    .subnets
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+            )
         ))),
         Target::Subnet(vnet, subnet) => {
             let prefix = Prefix::parse(&subnet.address_prefix).map_err(|e| {

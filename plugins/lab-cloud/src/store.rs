@@ -34,13 +34,19 @@ impl Lab {
         let grant = format!(
             "grant it to the plugin read-write ([plugins.lab-cloud.grants] dirs = [{{ host = \"{}\", \
              guest = \"{guest}\", write = true }}]) and set config `root` = \"{guest}\"",
-            host_root.map_or_else(|| "<lab directory>".to_string(), |h| h.display().to_string()),
+            host_root.map_or_else(
+                || "<lab directory>".to_string(),
+                |h| h.display().to_string()
+            ),
         );
         match std::fs::metadata(root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
                 return Err(Error::unavailable(
-                    format!("the lab cloud {} is not a directory: {grant}", shown.display()),
+                    format!(
+                        "the lab cloud {} is not a directory: {grant}",
+                        shown.display()
+                    ),
                     None,
                 ));
             }
@@ -126,9 +132,9 @@ impl Lab {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io_error(rel, "read", &e)),
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::internal(format!("{} is damaged ({e})", self.shown(rel)))
-        })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::internal(format!("{} is damaged ({e})", self.shown(rel))))
     }
 
     /// Writes `value` to `rel` atomically: a temporary file beside it, synced,
@@ -150,9 +156,7 @@ impl Lab {
     /// Removes `rel`; a file already gone is not an error.
     pub fn remove(&self, rel: &str) -> Result<(), Error> {
         match std::fs::remove_file(self.path(rel)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(self.io_error(rel, "remove", &e))
-            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(self.io_error(rel, "remove", &e)),
             _ => Ok(()),
         }
     }
@@ -248,7 +252,7 @@ impl Lab {
                 snapshots.push(snapshot);
             }
         }
-        snapshots.sort_by(|a, b| (a.created_at, &a.name).cmp(&(b.created_at, &b.name)));
+        snapshots.sort_by_key(|s| s.number);
         Ok(snapshots)
     }
 
@@ -330,4 +334,17 @@ pub fn now_millis() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// An error's message, for wrapping it in another one.
+pub fn describe(e: &Error) -> String {
+    match e {
+        Error::NotFound(m)
+        | Error::Unsupported(m)
+        | Error::InvalidInput(m)
+        | Error::Conflict(m)
+        | Error::Internal(m) => m.clone(),
+        Error::PermissionDenied(p) => p.message.clone(),
+        Error::Unavailable(u) => u.message.clone(),
+    }
 }

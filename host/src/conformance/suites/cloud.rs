@@ -17,7 +17,7 @@ use super::adapter_target::{
 };
 use crate::conformance::case::ensure;
 use crate::conformance::{
-    Case, CaseContext, CaseEnd, ErrorKind, Requirement, capture_logs, expect_error, expect_ok,
+    Case, CaseContext, CaseEnd, ErrorKind, Requirement, expect_error, expect_ok,
 };
 use crate::lab::cloud::{self as lab, LabCloud, LabVm, LabVmSpec};
 use crate::plugin::adapter::{Access, CloudVmSpec, DiskFormat, DiskLocator, PowerState};
@@ -227,7 +227,8 @@ fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     secrets.extend(wrong_values);
     let plugin = ctx.load_with(wrong)?;
     let mut instance = ctx.instance_of(&plugin)?;
-    let (result, logs) = capture_logs(|| instance.cloud_connect());
+    let result = instance.cloud_connect();
+    let logs = ctx.plugin_logs();
     let failure = expect_error(
         "connect with a wrong secret",
         result,

@@ -18,7 +18,7 @@ use super::adapter_target::{
 };
 use crate::conformance::case::ensure;
 use crate::conformance::{
-    Case, CaseContext, CaseEnd, ErrorKind, Requirement, capture_logs, expect_error, expect_ok,
+    Case, CaseContext, CaseEnd, ErrorKind, Requirement, expect_error, expect_ok,
 };
 use crate::lab::hypervisor::{self as lab, LabSite};
 use crate::plugin::adapter::{
@@ -302,7 +302,8 @@ fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     secrets.extend(wrong_values);
     let plugin = ctx.load_with(wrong)?;
     let mut instance = ctx.instance_of(&plugin)?;
-    let (result, logs) = capture_logs(|| instance.hypervisor_connect());
+    let result = instance.hypervisor_connect();
+    let logs = ctx.plugin_logs();
     let failure = expect_error(
         "connect with a wrong secret",
         result,
@@ -310,7 +311,8 @@ fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     )?;
     check_no_secret("the error message", &failure.to_string(), &secrets)?;
     check_no_secret("the logs", &logs, &secrets)?;
-    let (result, logs) = capture_logs(|| instance.hypervisor_discover());
+    let result = instance.hypervisor_discover();
+    let logs = ctx.plugin_logs();
     let failure = expect_error(
         "discover with a wrong secret",
         result,

@@ -430,6 +430,16 @@ impl log::Host for PluginState {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let plugin = self.plugin_id();
         let message = truncate(&message, MAX_LOG_MESSAGE);
+        if let Some(recorder) = &self.log_recorder {
+            let name = match level {
+                log::Level::Trace => "trace",
+                log::Level::Debug => "debug",
+                log::Level::Info => "info",
+                log::Level::Warn => "warn",
+                log::Level::Error => "error",
+            };
+            recorder.record(name, message);
+        }
         match level {
             log::Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
             log::Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),

@@ -1,0 +1,837 @@
+//! The embedded lab cloud plugin, through the real runtime, on labs the host
+//! writes (`homeward::lab::cloud`): VMs with their disks, NICs and private
+//! IPs, power states, creating and deleting VMs, networks, Reader refusals
+//! with the missing Azure actions, disk endpoints the host's disk reader and
+//! `qemu-img` open, snapshot diffs, and that a secret never reaches a log
+//! line or an error.
+
+use homeward::config::{DirGrant, Secret};
+use homeward::disk::ImageFormat;
+use homeward::lab::cloud::format::{LabPower, vm_uuid};
+use homeward::lab::cloud::{
+    CONTRIBUTOR, CONTRIBUTOR_SECRET, LabCloud, LabVm, LabVmSpec, READER, READER_SECRET,
+    SUBSCRIPTION_ID, actions,
+};
+use homeward::plugin::adapter::{Access, CloudVmSpec, DiskFormat, DiskLocator, PowerState, Vm};
+use homeward::plugin::wit::v0_1::types::Addressing;
+use homeward::plugin::{
+    Failure, LoadedPlugin, PluginError, PluginInstance, PluginSettings, Runtime, RuntimeOptions,
+};
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Mutex;
+use tempfile::TempDir;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+
+const MIB: u64 = 1 << 20;
+const BLOCK: u64 = 64 * 1024;
+
+/// A lab in a temporary directory, and the plugin loaded on it.
+struct Lab {
+    _dir: TempDir,
+    cloud: LabCloud,
+    _runtime: Runtime,
+    plugin: LoadedPlugin,
+}
+
+impl Lab {
+    /// A fresh default lab, the plugin signed in as the Contributor.
+    fn new() -> Lab {
+        Lab::signed_in(CONTRIBUTOR, CONTRIBUTOR_SECRET)
+    }
+
+    fn signed_in(client_id: &str, secret: &str) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = LabCloud::create(dir.path()).unwrap();
+        let (runtime, plugin) = load(cloud.settings(client_id, Secret::new(secret)));
+        Lab {
+            _dir: dir,
+            cloud,
+            _runtime: runtime,
+            plugin,
+        }
+    }
+
+    fn instance(&self) -> PluginInstance {
+        self.plugin.instantiate().unwrap()
+    }
+
+    /// An instance on the same lab as another principal.
+    fn as_principal(&self, client_id: &str, secret: &str) -> PluginInstance {
+        let (_, plugin) = load(self.cloud.settings(client_id, Secret::new(secret)));
+        plugin.instantiate().unwrap()
+    }
+
+    fn add_vm(&self, name: &str, disks: &[u64], ip: Option<[u8; 4]>) -> LabVm {
+        let mut spec = LabVmSpec::new(name, disks);
+        spec.private_ip = ip.map(Ipv4Addr::from);
+        self.cloud.add_vm(&spec).unwrap()
+    }
+}
+
+fn load(settings: PluginSettings) -> (Runtime, LoadedPlugin) {
+    init_logging();
+    // One load at a time: the first compiles into the cache, the others read
+    // it, instead of every test compiling the plugin at once.
+    static LOADING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = LOADING.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(cache_dir().to_path_buf()),
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let plugin = runtime
+        .load(homeward::embedded::LAB_CLOUD.wasm, "lab-cloud", settings)
+        .unwrap();
+    (runtime, plugin)
+}
+
+/// One compile cache for the whole binary: the plugin is compiled once.
+fn cache_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// The API error a call returned.
+fn failure<T: std::fmt::Debug>(result: Result<T, PluginError>) -> Failure {
+    match result {
+        Err(PluginError::Failed { failure, .. }) => failure,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+fn not_found<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {
+    match failure(result) {
+        Failure::NotFound(m) => m,
+        other => panic!("expected not-found, got {other:?}"),
+    }
+}
+
+fn conflict<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {
+    match failure(result) {
+        Failure::Conflict(m) => m,
+        other => panic!("expected conflict, got {other:?}"),
+    }
+}
+
+fn invalid<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {
+    match failure(result) {
+        Failure::InvalidInput(m) => m,
+        other => panic!("expected invalid-input, got {other:?}"),
+    }
+}
+
+fn property<'a>(vm: &'a Vm, key: &str) -> &'a str {
+    vm.properties
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no property {key} in {:?}", vm.properties))
+}
+
+fn spec(name: &str, disk_ids: &[&str], subnet_id: &str, ip: Option<&str>) -> CloudVmSpec {
+    CloudVmSpec {
+        name: name.to_string(),
+        size: "Standard_D2s_v5".to_string(),
+        disk_ids: disk_ids.iter().map(|d| d.to_string()).collect(),
+        subnet_id: subnet_id.to_string(),
+        private_ip: ip.map(str::to_string),
+    }
+}
+
+#[test]
+fn get_vm_shows_disks_nics_and_private_ips() {
+    let lab = Lab::new();
+    let web = lab.add_vm("web01", &[8 * MIB, 4 * MIB], Some([10, 20, 1, 10]));
+    let db = lab.add_vm("db01", &[2 * MIB], None);
+    let mut cloud = lab.instance();
+
+    let info = cloud.cloud_connect().unwrap();
+    assert_eq!(info.instance_id, SUBSCRIPTION_ID);
+    assert!(info.product.contains("lab cloud"), "{info:?}");
+
+    let vm = cloud.cloud_get_vm(&web.id).unwrap();
+    assert_eq!(vm.id, web.id);
+    assert_eq!(
+        vm.id,
+        format!(
+            "/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/homeward-lab/providers/\
+             Microsoft.Compute/virtualMachines/web01"
+        )
+    );
+    assert_eq!(vm.name, "web01");
+    assert_eq!(vm.uuid, vm_uuid(1));
+    assert_eq!(vm.power, PowerState::PoweredOn);
+    assert_eq!(property(&vm, "power-state"), "PowerState/running");
+    assert_eq!(property(&vm, "size"), "Standard_D2s_v5");
+
+    assert_eq!(vm.disks.len(), 2);
+    let (os, data) = (&vm.disks[0], &vm.disks[1]);
+    assert_eq!(os.id, web.disks[0].id);
+    assert_eq!(os.capacity_bytes, 8 * MIB);
+    assert_eq!(os.controller.as_deref(), Some("osDisk"));
+    assert_eq!(os.format, DiskFormat::VhdFixed);
+    match &os.locator {
+        DiskLocator::LocalPath(path) => assert_eq!(Path::new(path), web.disks[0].path),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(data.id, web.disks[1].id);
+    assert_eq!(data.capacity_bytes, 4 * MIB);
+    assert_eq!(
+        (data.controller.as_deref(), data.unit),
+        (Some("dataDisks"), Some(0))
+    );
+
+    assert_eq!(vm.nics.len(), 1);
+    let nic = &vm.nics[0];
+    assert_eq!(nic.mac, "00:0d:3a:00:00:01");
+    assert_eq!(
+        nic.network.as_deref(),
+        Some(lab.cloud.subnet_id("app").as_str())
+    );
+    match &nic.addressing {
+        Addressing::Fixed(s) => {
+            assert_eq!(s.addresses, vec![("10.20.1.10".to_string(), 24)]);
+            assert_eq!(s.gateways, vec!["10.20.1.1".to_string()]);
+            assert_eq!(s.dns_servers, vec!["168.63.129.16".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(property(&vm, "nic.0.allocation"), "Static");
+
+    // The second VM gets the next numbers and the lowest free address
+    // (Azure reserves .0 to .3).
+    let vm = cloud.cloud_get_vm(&db.id).unwrap();
+    assert_eq!(vm.uuid, vm_uuid(2));
+    assert_eq!(vm.nics[0].mac, "00:0d:3a:00:00:02");
+    match &vm.nics[0].addressing {
+        Addressing::Fixed(s) => assert_eq!(s.addresses[0].0, "10.20.1.4"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(property(&vm, "nic.0.allocation"), "Dynamic");
+
+    let missing = lab.cloud.vm_id("ghost");
+    let message = not_found(cloud.cloud_get_vm(&missing));
+    assert!(message.contains(&missing), "{message}");
+    let message = invalid(cloud.cloud_get_vm("web01"));
+    assert!(message.contains("not an Azure resource id"), "{message}");
+    let message = invalid(cloud.cloud_get_vm(&web.disks[0].id));
+    assert!(message.contains("Microsoft.Compute/disks"), "{message}");
+    let other_group = web.id.replace("homeward-lab", "elsewhere");
+    let message = not_found(cloud.cloud_get_vm(&other_group));
+    assert!(message.contains("resource group elsewhere"), "{message}");
+}
+
+#[test]
+fn power_off_with_deallocate_then_start() {
+    let lab = Lab::new();
+    let web = lab.add_vm("web01", &[MIB], None);
+    let mut cloud = lab.instance();
+    let state = |cloud: &mut PluginInstance| {
+        let vm = cloud.cloud_get_vm(&web.id).unwrap();
+        (vm.power, property(&vm, "power-state").to_string())
+    };
+
+    cloud.cloud_power_off(&web.id, false).unwrap();
+    assert_eq!(
+        state(&mut cloud),
+        (PowerState::PoweredOff, "PowerState/stopped".into())
+    );
+    // Already off: Azure answers success and changes nothing.
+    cloud.cloud_power_off(&web.id, false).unwrap();
+    assert_eq!(
+        lab.cloud.vm("web01").unwrap().unwrap().power,
+        LabPower::Stopped
+    );
+
+    cloud.cloud_power_off(&web.id, true).unwrap();
+    assert_eq!(
+        state(&mut cloud),
+        (PowerState::PoweredOff, "PowerState/deallocated".into())
+    );
+    // Powering off without deallocating does not allocate again.
+    cloud.cloud_power_off(&web.id, false).unwrap();
+    assert_eq!(
+        lab.cloud.vm("web01").unwrap().unwrap().power,
+        LabPower::Deallocated
+    );
+
+    cloud.cloud_start(&web.id).unwrap();
+    assert_eq!(
+        state(&mut cloud),
+        (PowerState::PoweredOn, "PowerState/running".into())
+    );
+    cloud.cloud_start(&web.id).unwrap();
+    assert_eq!(
+        lab.cloud.vm("web01").unwrap().unwrap().power,
+        LabPower::Running
+    );
+
+    let ghost = lab.cloud.vm_id("ghost");
+    assert!(not_found(cloud.cloud_start(&ghost)).contains(&ghost));
+    assert!(not_found(cloud.cloud_power_off(&ghost, true)).contains(&ghost));
+}
+
+#[test]
+fn create_vm_from_disks_and_delete_vm_keeps_them() {
+    let lab = Lab::new();
+    let web = lab.add_vm("web01", &[4 * MIB, MIB], Some([10, 20, 1, 10]));
+    let spare = lab.cloud.add_disk("spare", MIB).unwrap();
+    let disk_ids: Vec<&str> = web.disks.iter().map(|d| d.id.as_str()).collect();
+    let test_subnet = lab.cloud.subnet_id("test");
+    let mut cloud = lab.instance();
+
+    let message = conflict(cloud.cloud_delete_vm(&web.id));
+    assert!(
+        message.contains("web01") && message.contains("running"),
+        "{message}"
+    );
+    cloud.cloud_power_off(&web.id, true).unwrap();
+    cloud.cloud_delete_vm(&web.id).unwrap();
+    assert!(not_found(cloud.cloud_get_vm(&web.id)).contains("web01"));
+    for disk in &web.disks {
+        assert!(
+            lab.cloud.disk(&disk.name).unwrap().is_some(),
+            "{} kept",
+            disk.name
+        );
+        assert!(disk.path.exists());
+    }
+
+    // Reprotect: a new VM from the old disks, in the isolated subnet.
+    let vm = cloud
+        .cloud_create_vm(&spec(
+            "web01-dr",
+            &disk_ids,
+            &test_subnet,
+            Some("10.20.9.20"),
+        ))
+        .unwrap();
+    assert_eq!(vm.id, lab.cloud.vm_id("web01-dr"));
+    assert_eq!(vm.power, PowerState::PoweredOn);
+    let ids: Vec<&str> = vm.disks.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, disk_ids);
+    assert_eq!(vm.nics[0].network.as_deref(), Some(test_subnet.as_str()));
+    match &vm.nics[0].addressing {
+        Addressing::Fixed(s) => assert_eq!(s.addresses, vec![("10.20.9.20".to_string(), 24)]),
+        other => panic!("{other:?}"),
+    }
+    // Numbers continue from the lab's counters: VM 2, NIC 2.
+    assert_eq!(vm.uuid, vm_uuid(2));
+    assert_eq!(vm.nics[0].mac, "00:0d:3a:00:00:02");
+    assert_eq!(
+        format!("{:?}", cloud.cloud_get_vm(&vm.id).unwrap()),
+        format!("{vm:?}")
+    );
+
+    let message = conflict(cloud.cloud_create_vm(&spec(
+        "web01-dr",
+        &[spare.id.as_str()],
+        &test_subnet,
+        None,
+    )));
+    assert!(message.contains("already exists"), "{message}");
+    let message =
+        conflict(cloud.cloud_create_vm(&spec("thief", &[disk_ids[1]], &test_subnet, None)));
+    assert!(
+        message.contains("attached to virtual machine `web01-dr`"),
+        "{message}"
+    );
+    let ghost_disk = lab.cloud.disk_id("ghost-disk");
+    let message = not_found(cloud.cloud_create_vm(&spec(
+        "new",
+        &[spare.id.as_str(), ghost_disk.as_str()],
+        &test_subnet,
+        None,
+    )));
+    assert!(message.contains("ghost-disk"), "{message}");
+    let message = invalid(cloud.cloud_create_vm(&spec(
+        "new",
+        &[spare.id.as_str()],
+        &test_subnet,
+        Some("10.20.1.50"),
+    )));
+    assert!(
+        message.contains("outside subnet lab-vnet/test"),
+        "{message}"
+    );
+    let message = invalid(cloud.cloud_create_vm(&spec(
+        "new",
+        &[spare.id.as_str()],
+        &test_subnet,
+        Some("10.20.9.1"),
+    )));
+    assert!(message.contains("reserved"), "{message}");
+    let message = conflict(cloud.cloud_create_vm(&spec(
+        "new",
+        &[spare.id.as_str()],
+        &test_subnet,
+        Some("10.20.9.20"),
+    )));
+    assert!(message.contains("web01-dr"), "{message}");
+    let mut bad_size = spec("new", &[spare.id.as_str()], &test_subnet, None);
+    bad_size.size = "huge".into();
+    assert!(invalid(cloud.cloud_create_vm(&bad_size)).contains("huge"));
+    let message = invalid(cloud.cloud_create_vm(&spec("new", &[], &test_subnet, None)));
+    assert!(message.contains("at least one disk"), "{message}");
+    // None of the refusals created anything.
+    assert!(lab.cloud.vm("new").unwrap().is_none());
+    assert!(lab.cloud.vm("thief").unwrap().is_none());
+}
+
+#[test]
+fn networks_and_missing_vnet_or_subnet_are_named() {
+    let lab = Lab::new();
+    let spare = lab.cloud.add_disk("spare", MIB).unwrap();
+    let mut cloud = lab.instance();
+
+    let vnet = cloud.cloud_get_network(&lab.cloud.vnet_id()).unwrap();
+    assert_eq!(
+        (vnet.name.as_str(), vnet.kind.as_str()),
+        ("lab-vnet", "virtualNetwork")
+    );
+    assert_eq!(vnet.address_prefixes, vec!["10.20.0.0/16".to_string()]);
+    let app = cloud
+        .cloud_get_network(&lab.cloud.subnet_id("app"))
+        .unwrap();
+    assert_eq!((app.name.as_str(), app.kind.as_str()), ("app", "subnet"));
+    assert_eq!(app.address_prefixes, vec!["10.20.1.0/24".to_string()]);
+    let test = cloud
+        .cloud_get_network(&lab.cloud.subnet_id("test"))
+        .unwrap();
+    assert_eq!(test.address_prefixes, vec!["10.20.9.0/24".to_string()]);
+
+    let no_subnet = lab.cloud.subnet_id("dmz");
+    let message = not_found(cloud.cloud_get_network(&no_subnet));
+    assert!(
+        message.contains("virtual network `lab-vnet` exists")
+            && message.contains("no subnet `dmz`")
+            && message.contains("app, test"),
+        "{message}"
+    );
+    let no_vnet = no_subnet.replace("lab-vnet", "other-vnet");
+    let message = not_found(cloud.cloud_get_network(&no_vnet));
+    assert!(
+        message.contains("virtual network `other-vnet` does not exist"),
+        "{message}"
+    );
+
+    // create-vm says the same about its subnet, and creates nothing.
+    let message = not_found(cloud.cloud_create_vm(&spec("x", &[&spare.id], &no_subnet, None)));
+    assert!(message.contains("no subnet `dmz`"), "{message}");
+    let message = not_found(cloud.cloud_create_vm(&spec("x", &[&spare.id], &no_vnet, None)));
+    assert!(message.contains("`other-vnet` does not exist"), "{message}");
+    let message =
+        invalid(cloud.cloud_create_vm(&spec("x", &[&spare.id], &lab.cloud.vnet_id(), None)));
+    assert!(message.contains("not a subnet"), "{message}");
+    assert!(lab.cloud.vm("x").unwrap().is_none());
+}
+
+#[test]
+fn reader_may_read_but_every_change_lists_the_missing_actions() {
+    let lab = Lab::new();
+    let web = lab.add_vm("web01", &[MIB], None);
+    let disk = web.disks[0].id.clone();
+    let mut contributor = lab.instance();
+    let snap = contributor.cloud_create_snapshot(&disk).unwrap();
+    let mut reader = lab.as_principal(READER, READER_SECRET);
+
+    reader.cloud_connect().unwrap();
+    assert_eq!(reader.cloud_get_vm(&web.id).unwrap().name, "web01");
+    reader
+        .cloud_get_network(&lab.cloud.subnet_id("app"))
+        .unwrap();
+
+    let denied = |result: Result<(), PluginError>| match failure(result) {
+        Failure::PermissionDenied { message, missing } => {
+            assert!(
+                message.contains("auditor") && message.contains("Reader"),
+                "{message}"
+            );
+            missing
+        }
+        other => panic!("expected permission-denied, got {other:?}"),
+    };
+    assert_eq!(
+        denied(reader.cloud_power_off(&web.id, true)),
+        vec![actions::VM_DEALLOCATE]
+    );
+    assert_eq!(
+        denied(reader.cloud_power_off(&web.id, false)),
+        vec![actions::VM_POWER_OFF]
+    );
+    assert_eq!(denied(reader.cloud_start(&web.id)), vec![actions::VM_START]);
+    assert_eq!(
+        denied(reader.cloud_delete_vm(&web.id)),
+        vec![actions::VM_DELETE, actions::NIC_DELETE]
+    );
+    assert_eq!(
+        denied(
+            reader
+                .cloud_create_vm(&spec("x", &[&disk], &lab.cloud.subnet_id("app"), None))
+                .map(drop)
+        ),
+        vec![
+            "Microsoft.Compute/virtualMachines/write",
+            "Microsoft.Network/networkInterfaces/write",
+            "Microsoft.Network/virtualNetworks/subnets/join/action",
+            "Microsoft.Compute/disks/write",
+        ]
+    );
+    for access in [Access::Read, Access::ReadWrite] {
+        assert_eq!(
+            denied(reader.cloud_disk_endpoint(&disk, access).map(drop)),
+            vec!["Microsoft.Compute/disks/beginGetAccess/action"]
+        );
+    }
+    assert_eq!(
+        denied(reader.cloud_create_snapshot(&disk).map(drop)),
+        vec!["Microsoft.Compute/snapshots/write"]
+    );
+    assert_eq!(
+        denied(reader.cloud_delete_snapshot(&disk, &snap.id)),
+        vec![actions::SNAPSHOT_DELETE]
+    );
+    assert_eq!(
+        denied(
+            reader
+                .cloud_changed_ranges(&disk, &snap.id, &snap.id)
+                .map(drop)
+        ),
+        vec![actions::SNAPSHOT_GET_ACCESS]
+    );
+    // As in Azure, authorization comes before existence.
+    assert_eq!(
+        denied(reader.cloud_delete_vm(&lab.cloud.vm_id("ghost"))),
+        vec![actions::VM_DELETE, actions::NIC_DELETE]
+    );
+    // Nothing changed.
+    assert_eq!(
+        lab.cloud.vm("web01").unwrap().unwrap().power,
+        LabPower::Running
+    );
+    assert!(lab.cloud.vm("x").unwrap().is_none());
+    assert_eq!(
+        contributor.cloud_get_vm(&web.id).unwrap().snapshots.len(),
+        1
+    );
+}
+
+#[test]
+fn disk_endpoint_is_a_vhd_the_host_and_qemu_img_open() {
+    let lab = Lab::new();
+    let capacity = 6 * MIB + 3 * 512;
+    let web = lab.add_vm("web01", &[capacity], None);
+    let disk = &web.disks[0];
+    lab.cloud
+        .write_disk(&disk.name, MIB, b"homeward lab disk")
+        .unwrap();
+    let mut cloud = lab.instance();
+
+    // Reads are allowed while the VM runs.
+    let endpoint = cloud.cloud_disk_endpoint(&disk.id, Access::Read).unwrap();
+    assert_eq!(endpoint.format, DiskFormat::VhdFixed);
+    assert_eq!(endpoint.capacity_bytes, capacity);
+    assert!(
+        endpoint
+            .properties
+            .contains(&("access".into(), "read".into()))
+    );
+    assert!(
+        endpoint
+            .properties
+            .contains(&("attached-to".into(), web.id.clone()))
+    );
+    let DiskLocator::LocalPath(path) = &endpoint.locator else {
+        panic!("{:?}", endpoint.locator)
+    };
+    assert_eq!(Path::new(path), disk.path);
+    let image = homeward::disk::open(Path::new(path), false, Some(ImageFormat::VhdFixed)).unwrap();
+    assert_eq!(image.capacity(), capacity);
+    let mut buf = vec![0u8; 17];
+    image.read_at(&mut buf, MIB).unwrap();
+    assert_eq!(buf, b"homeward lab disk");
+
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", "-f", "vpc", "--output=json", path])
+        .output()
+        .expect("qemu-img runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        info.contains(&format!("\"virtual-size\": {capacity}")),
+        "qemu-img sees the exact capacity: {info}"
+    );
+
+    // Read-write only once the VM has released the disk.
+    let message = conflict(cloud.cloud_disk_endpoint(&disk.id, Access::ReadWrite));
+    assert!(message.contains("running"), "{message}");
+    cloud.cloud_power_off(&web.id, false).unwrap();
+    let message = conflict(cloud.cloud_disk_endpoint(&disk.id, Access::ReadWrite));
+    assert!(message.contains("deallocate"), "{message}");
+    cloud.cloud_power_off(&web.id, true).unwrap();
+    let endpoint = cloud
+        .cloud_disk_endpoint(&disk.id, Access::ReadWrite)
+        .unwrap();
+    assert!(
+        endpoint
+            .properties
+            .contains(&("access".into(), "read-write".into()))
+    );
+    // An unattached disk is writable at once.
+    let spare = lab.cloud.add_disk("spare", MIB).unwrap();
+    cloud
+        .cloud_disk_endpoint(&spare.id, Access::ReadWrite)
+        .unwrap();
+
+    let ghost = lab.cloud.disk_id("ghost");
+    assert!(not_found(cloud.cloud_disk_endpoint(&ghost, Access::Read)).contains("ghost"));
+}
+
+#[test]
+fn changed_ranges_are_exactly_the_written_blocks() {
+    let lab = Lab::new();
+    // Not a multiple of 64 KiB: the last block is cut at the disk's end.
+    let capacity = 8 * MIB + 3 * 512;
+    let web = lab.add_vm("web01", &[capacity], None);
+    let other = lab.add_vm("db01", &[MIB], None);
+    let disk = &web.disks[0];
+    lab.cloud.write_disk(&disk.name, 0, &[0xaa; 4096]).unwrap();
+    lab.cloud
+        .write_disk(&disk.name, 2 * MIB, &[0x55; 70_000])
+        .unwrap();
+    let mut cloud = lab.instance();
+
+    let base = cloud.cloud_create_snapshot(&disk.id).unwrap();
+    assert_eq!(base.parent_id, None);
+    assert!(!base.quiesced);
+    lab.cloud.write_disk(&disk.name, 100, &[1]).unwrap(); // block 0
+    lab.cloud
+        .write_disk(&disk.name, 3 * BLOCK + 100, &[2; 10])
+        .unwrap(); // block 3
+    lab.cloud
+        .write_disk(&disk.name, 5 * BLOCK - 1, &[3; 2])
+        .unwrap(); // blocks 4 and 5
+    lab.cloud
+        .write_disk(&disk.name, 80 * BLOCK, &[4; BLOCK as usize])
+        .unwrap(); // block 80
+    lab.cloud
+        .write_disk(&disk.name, 2 * MIB, &[0x55; 100])
+        .unwrap(); // same bytes: no change
+    lab.cloud
+        .write_disk(&disk.name, capacity - 1, &[5])
+        .unwrap(); // the cut last block
+    let target = cloud.cloud_create_snapshot(&disk.id).unwrap();
+    assert_eq!(target.parent_id.as_deref(), Some(base.id.as_str()));
+    // A snapshot is a sparse copy: a whole VHD, but only its data allocated.
+    let copy = lab.cloud.root().join("disks/web01-os@web01-os-snap2.vhd");
+    let meta = std::fs::metadata(&copy).unwrap();
+    assert_eq!(meta.len(), capacity + 512);
+    assert!(
+        meta.blocks() * 512 < MIB,
+        "{} bytes allocated",
+        meta.blocks() * 512
+    );
+    let copied = homeward::disk::open(&copy, false, Some(ImageFormat::VhdFixed)).unwrap();
+    let mut byte = [0u8];
+    copied.read_at(&mut byte, capacity - 1).unwrap();
+    assert_eq!(byte, [5]);
+    // Snapshots are frozen: later writes change neither.
+    lab.cloud
+        .write_disk(&disk.name, 40 * BLOCK, &[6; 10])
+        .unwrap();
+
+    let changes = cloud
+        .cloud_changed_ranges(&disk.id, &base.id, &target.id)
+        .unwrap();
+    assert_eq!(changes.method, "lab-block-compare");
+    let ranges: Vec<(u64, u64)> = changes
+        .ranges
+        .iter()
+        .map(|r| (r.offset, r.length))
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![
+            (0, BLOCK),
+            (3 * BLOCK, 3 * BLOCK),
+            (80 * BLOCK, BLOCK),
+            (8 * MIB, 3 * 512),
+        ]
+    );
+    let same = cloud
+        .cloud_changed_ranges(&disk.id, &target.id, &target.id)
+        .unwrap();
+    assert!(same.ranges.is_empty(), "{same:?}");
+
+    // The VM lists its disks' snapshots.
+    let vm = cloud.cloud_get_vm(&web.id).unwrap();
+    let names: Vec<&str> = vm.snapshots.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(names, vec![base.id.as_str(), target.id.as_str()]);
+
+    // Snapshots of another disk, or gone, are not found.
+    let foreign = cloud.cloud_create_snapshot(&other.disks[0].id).unwrap();
+    let message = not_found(cloud.cloud_changed_ranges(&disk.id, &foreign.id, &target.id));
+    assert!(
+        message.contains("base snapshot") && message.contains("web01-os"),
+        "{message}"
+    );
+    assert!(not_found(cloud.cloud_delete_snapshot(&disk.id, &foreign.id)).contains(&foreign.id));
+    cloud.cloud_delete_snapshot(&disk.id, &base.id).unwrap();
+    assert!(not_found(cloud.cloud_delete_snapshot(&disk.id, &base.id)).contains(&base.id));
+    let message = not_found(cloud.cloud_changed_ranges(&disk.id, &base.id, &target.id));
+    assert!(message.contains(&base.id), "{message}");
+    assert_eq!(cloud.cloud_get_vm(&web.id).unwrap().snapshots.len(), 1);
+}
+
+thread_local! {
+    /// Whether this thread's log lines are being kept.
+    static CAPTURING: Cell<bool> = const { Cell::new(false) };
+    /// The lines kept on this thread.
+    static THREAD_LOG: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Writes into this thread's [`THREAD_LOG`].
+struct ThreadLog;
+
+impl Write for ThreadLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        THREAD_LOG.with(|log| log.borrow_mut().extend_from_slice(buf));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs, once per test binary and before any plugin call, a global
+/// subscriber that keeps the lines of capturing threads. A scoped subscriber
+/// (`with_default`) is not enough here: while it is the only one, a call site
+/// first hit by another test's thread caches that thread's "not interested",
+/// and the capturing thread never sees that line again.
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(|| ThreadLog)
+            // Decided per event (a plain `filter_fn` is cached per call site,
+            // by whichever thread hits it first).
+            .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|_, _| {
+                CAPTURING.with(Cell::get)
+            }));
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .unwrap();
+    });
+}
+
+/// Runs `f`, returning what it logged on this thread at any level.
+fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
+    THREAD_LOG.with(|log| log.borrow_mut().clear());
+    CAPTURING.with(|c| c.set(true));
+    let result = f();
+    CAPTURING.with(|c| c.set(false));
+    let text = THREAD_LOG.with(|log| String::from_utf8_lossy(&log.borrow()).into_owned());
+    (result, text)
+}
+
+#[test]
+fn wrong_secret_is_refused_and_never_logged_or_shown() {
+    const SECRET: &str = "s3cret-that-must-never-be-logged";
+    let lab = Lab::signed_in(CONTRIBUTOR, SECRET);
+    let ((error, ghost_error), text) = capture_logs(|| {
+        let error = lab.instance().cloud_connect().unwrap_err();
+        let ghost_error = lab
+            .as_principal("ghost", SECRET)
+            .cloud_connect()
+            .unwrap_err();
+        // The right secret on the same lab: its log line proves the capture works.
+        lab.as_principal(CONTRIBUTOR, CONTRIBUTOR_SECRET)
+            .cloud_connect()
+            .unwrap();
+        (error, ghost_error)
+    });
+    assert!(
+        text.contains("signed in as `homeward`") && text.contains("sign-in refused"),
+        "the capture sees the plugin's log lines: {text}"
+    );
+    assert!(
+        !text.contains(SECRET),
+        "a log line holds the secret: {text}"
+    );
+    for e in [&error, &ghost_error] {
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+    }
+    match error {
+        PluginError::Failed {
+            failure: Failure::PermissionDenied { message, missing },
+            ..
+        } => {
+            assert!(
+                message.contains("invalid client secret for application `homeward`"),
+                "{message}"
+            );
+            assert!(missing.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    match ghost_error {
+        PluginError::Failed {
+            failure: Failure::PermissionDenied { message, .. },
+            ..
+        } => assert!(
+            message.contains("application `ghost` was not found"),
+            "{message}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn missing_lab_is_unavailable_naming_the_path_and_the_grant() {
+    let lab = Lab::new();
+    // Granted, but no lab in it.
+    let empty = tempfile::tempdir().unwrap();
+    let mut settings = lab
+        .cloud
+        .settings(CONTRIBUTOR, Secret::new(CONTRIBUTOR_SECRET));
+    settings.grants.dirs = vec![DirGrant {
+        host: empty.path().to_path_buf(),
+        guest: "/lab".to_string(),
+        write: true,
+    }];
+    settings
+        .config
+        .insert("host-root".into(), empty.path().display().to_string());
+    let (_runtime, plugin) = load(settings.clone());
+    let message = match failure(plugin.instantiate().unwrap().cloud_connect()) {
+        Failure::Unavailable { message, .. } => message,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        message.contains(&empty.path().display().to_string()) && message.contains("cloud.json"),
+        "{message}"
+    );
+
+    // Not granted at all: the message says which grant to add.
+    settings.grants.dirs.clear();
+    let (_runtime, plugin) = load(settings);
+    let message = match failure(plugin.instantiate().unwrap().cloud_connect()) {
+        Failure::Unavailable { message, .. } => message,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        message.contains(&empty.path().display().to_string())
+            && message.contains("[plugins.lab-cloud.grants]")
+            && message.contains("guest = \"/lab\""),
+        "{message}"
+    );
+}
