@@ -10,7 +10,12 @@ fn main() {
     let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let fixtures = root.join("tests/fixtures");
     build_wasm::rerun_if_changed(&[&fixtures, &root.join("sdk/src"), &root.join("wit")]);
-    let out = build_wasm::build(&fixtures.join("Cargo.toml"));
+    // Its own target directory: broken-fs builds the fs-ext4 parser without
+    // its exports, which must not overwrite the plugins' build of it.
+    let out = build_wasm::build_into(
+        &fixtures.join("Cargo.toml"),
+        &build_wasm::wasm_target_dir().join("fixtures"),
+    );
     for (var, file) in [
         ("HOMEWARD_FIXTURE_SANDBOX_PROBE", "sandbox_probe.wasm"),
         ("HOMEWARD_FIXTURE_DISK_PROBE", "disk_probe.wasm"),

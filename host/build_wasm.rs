@@ -38,8 +38,17 @@ pub fn wasm_target_dir() -> PathBuf {
 
 /// Builds every package of the workspace or crate at `manifest` in release mode
 /// for wasm32-wasip2 and returns the directory holding the `.wasm` files.
+#[allow(dead_code)] // the root build script uses only `build_into`
 pub fn build(manifest: &Path) -> PathBuf {
-    let target_dir = wasm_target_dir();
+    build_into(manifest, &wasm_target_dir())
+}
+
+/// [`build`] into another target directory: for a workspace that depends on
+/// a plugin crate with other features (a cdylib's rlib has no hash in its
+/// file name, so two feature sets in one target directory overwrite each
+/// other).
+pub fn build_into(manifest: &Path, target_dir: &Path) -> PathBuf {
+    let target_dir = target_dir.to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command

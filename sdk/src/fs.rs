@@ -64,6 +64,24 @@ pub fn check_bounds(size: u64, offset: u64, len: usize, what: &str) -> Result<()
     }
 }
 
+/// Fails when a superblock says its file system spans more bytes than the
+/// volume holds: the image was cut short (a copy interrupted, a partition
+/// table that lies), and every structure past the end would read as an error
+/// later, or worse, be taken for free space.
+pub fn check_fits(dev: &dyn Device, fs: &str, blocks: u64, block_size: u64) -> Result<(), Error> {
+    let size = dev.size();
+    match blocks.checked_mul(block_size) {
+        Some(bytes) if bytes <= size => Ok(()),
+        Some(bytes) => Err(Error::invalid_input(format!(
+            "{fs}: the file system spans {bytes} bytes ({blocks} blocks of {block_size}) but the volume holds only {size}: \
+             the image is truncated; copy it again, or check the partition's size"
+        ))),
+        None => Err(Error::invalid_input(format!(
+            "{fs}: the superblock claims {blocks} blocks of {block_size} bytes, more than any volume holds (a damaged superblock)"
+        ))),
+    }
+}
+
 /// The largest transfer the host accepts in one `disk` call (16 MiB).
 const MAX_DISK_CALL: usize = 16 << 20;
 

@@ -25,6 +25,7 @@ pub struct CaseContext<'s> {
     run: &'s SuiteRun<'s>,
     meter: Arc<CostMeter>,
     logs: Arc<LogRecorder>,
+    notes: Vec<String>,
     work: Option<tempfile::TempDir>,
 }
 
@@ -34,6 +35,7 @@ impl<'s> CaseContext<'s> {
             run,
             meter: Arc::new(CostMeter::default()),
             logs: Arc::new(LogRecorder::default()),
+            notes: Vec::new(),
             work: None,
         }
     }
@@ -99,6 +101,17 @@ impl<'s> CaseContext<'s> {
             Some(dir) => Ok(dir.path()),
             None => Err(CaseEnd::Fail("no scratch directory".to_string())),
         }
+    }
+
+    /// Adds a fact to the case's report, whatever its outcome (which image
+    /// source was used, which writes the plugin refused as `unsupported`).
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    /// The notes so far.
+    pub(crate) fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// What the case's calls cost so far.

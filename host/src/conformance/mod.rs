@@ -163,6 +163,7 @@ fn run_case(run: &SuiteRun<'_>, manifest: &Manifest, case: &Case) -> CaseReport 
         },
     };
     let cost = ctx.cost();
+    let notes = ctx.take_notes();
     CaseReport {
         name: case.name.to_string(),
         summary: case.summary.to_string(),
@@ -173,6 +174,7 @@ fn run_case(run: &SuiteRun<'_>, manifest: &Manifest, case: &Case) -> CaseReport 
         peak_memory_bytes: cost.peak_memory_bytes,
         calls: cost.calls,
         duration_ms: elapsed_ms(started),
+        notes,
     }
 }
 

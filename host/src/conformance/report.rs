@@ -62,6 +62,9 @@ pub struct CaseReport {
     pub calls: u64,
     /// Wall time in milliseconds (machine-dependent; compare fuel instead).
     pub duration_ms: u64,
+    /// Facts the case recorded whatever its outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Counts by outcome.
@@ -206,6 +209,13 @@ impl Report {
                 case.calls
             );
             xml.push_str("      </properties>\n");
+            if !case.notes.is_empty() {
+                let _ = writeln!(
+                    xml,
+                    "      <system-out>{}</system-out>",
+                    escape(&case.notes.join("\n"))
+                );
+            }
             xml.push_str("    </testcase>\n");
         }
         xml.push_str("  </testsuite>\n</testsuites>\n");
@@ -243,6 +253,9 @@ pub fn table_row(case: &CaseReport) -> String {
     );
     if let Some(detail) = detail {
         let _ = write!(row, "\n      {detail}");
+    }
+    for note in &case.notes {
+        let _ = write!(row, "\n      note: {note}");
     }
     row
 }

@@ -176,6 +176,7 @@ pub fn fuzz_one(data: &[u8]) {
     homeward_sdk::fs::fuzz_file_system::<Handler>(data);
 }
 
+#[cfg(feature = "plugin")]
 homeward_sdk::filesystem_plugin! {
     id: "fs-ext4",
     file_system: Handler,

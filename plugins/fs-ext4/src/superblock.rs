@@ -148,7 +148,9 @@ impl Superblock {
         if r.le_u16_at(0x38)? != MAGIC {
             return Ok(None);
         }
-        Superblock::parse(raw).map(Some)
+        let sb = Superblock::parse(raw)?;
+        homeward_sdk::fs::check_fits(dev, "ext4", sb.blocks_count, u64::from(sb.block_size))?;
+        Ok(Some(sb))
     }
 
     fn parse(raw: Vec<u8>) -> Result<Superblock, Error> {

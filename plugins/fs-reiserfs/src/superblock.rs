@@ -152,6 +152,12 @@ impl Superblock {
         if block_count == 0 {
             return Err(damaged("block count is 0".into()));
         }
+        homeward_sdk::fs::check_fits(
+            dev,
+            "reiserfs",
+            u64::from(block_count),
+            u64::from(block_size),
+        )?;
         let volume_bytes = u64::from(block_count) * u64::from(block_size);
         if volume_bytes > dev.size() {
             return Err(Error::invalid_input(format!(

@@ -150,6 +150,7 @@ impl Superblock {
             }));
         }
         sb.check_geometry()?;
+        homeward_sdk::fs::check_fits(dev, "xfs", sb.dblocks, u64::from(sb.block_size))?;
         Ok(Some(sb))
     }
 

@@ -4,9 +4,11 @@
 //! on them. A new case gets a new name; a case whose meaning changes gets a
 //! new name too.
 
+pub mod adapter_target;
 pub mod cloud;
 pub mod common;
 pub mod filesystem;
+pub mod fs_images;
 pub mod guest_fixtures;
 pub mod guest_step;
 pub mod hypervisor;
