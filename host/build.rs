@@ -46,6 +46,8 @@ fn main() {
             "homeward_lab_hypervisor.wasm",
         ),
         ("HOMEWARD_PLUGIN_LAB_CLOUD", "homeward_lab_cloud.wasm"),
+        ("HOMEWARD_PLUGIN_VCENTER", "homeward_vcenter.wasm"),
+        ("HOMEWARD_PLUGIN_ESXI", "homeward_esxi.wasm"),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());
     }

@@ -15,16 +15,14 @@ use homeward::lab::cloud::{
 use homeward::plugin::adapter::{Access, CloudVmSpec, DiskFormat, DiskLocator, PowerState, Vm};
 use homeward::plugin::wit::v0_1::types::Addressing;
 use homeward::plugin::{
-    Failure, LoadedPlugin, PluginError, PluginInstance, PluginSettings, Runtime, RuntimeOptions,
+    Failure, LoadedPlugin, LogRecorder, PluginError, PluginInstance, PluginSettings, Runtime,
+    RuntimeOptions,
 };
-use std::cell::{Cell, RefCell};
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tempfile::TempDir;
-use tracing_subscriber::layer::{Layer, SubscriberExt};
 
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 64 * 1024;
@@ -73,7 +71,6 @@ impl Lab {
 }
 
 fn load(settings: PluginSettings) -> (Runtime, LoadedPlugin) {
-    init_logging();
     // One load at a time: the first compiles into the cache, the others read
     // it, instead of every test compiling the plugin at once.
     static LOADING: Mutex<()> = Mutex::new(());
@@ -691,73 +688,25 @@ fn changed_ranges_are_exactly_the_written_blocks() {
     assert_eq!(cloud.cloud_get_vm(&web.id).unwrap().snapshots.len(), 1);
 }
 
-thread_local! {
-    /// Whether this thread's log lines are being kept.
-    static CAPTURING: Cell<bool> = const { Cell::new(false) };
-    /// The lines kept on this thread.
-    static THREAD_LOG: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Writes into this thread's [`THREAD_LOG`].
-struct ThreadLog;
-
-impl Write for ThreadLog {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        THREAD_LOG.with(|log| log.borrow_mut().extend_from_slice(buf));
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Installs, once per test binary and before any plugin call, a global
-/// subscriber that keeps the lines of capturing threads. A scoped subscriber
-/// (`with_default`) is not enough here: while it is the only one, a call site
-/// first hit by another test's thread caches that thread's "not interested",
-/// and the capturing thread never sees that line again.
-fn init_logging() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let layer = tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(|| ThreadLog)
-            // Decided per event (a plain `filter_fn` is cached per call site,
-            // by whichever thread hits it first).
-            .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|_, _| {
-                CAPTURING.with(Cell::get)
-            }));
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
-            .unwrap();
-    });
-}
-
-/// Runs `f`, returning what it logged on this thread at any level.
-fn capture_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
-    THREAD_LOG.with(|log| log.borrow_mut().clear());
-    CAPTURING.with(|c| c.set(true));
-    let result = f();
-    CAPTURING.with(|c| c.set(false));
-    let text = THREAD_LOG.with(|log| String::from_utf8_lossy(&log.borrow()).into_owned());
-    (result, text)
-}
-
 #[test]
 fn wrong_secret_is_refused_and_never_logged_or_shown() {
     const SECRET: &str = "s3cret-that-must-never-be-logged";
     let lab = Lab::signed_in(CONTRIBUTOR, SECRET);
-    let ((error, ghost_error), text) = capture_logs(|| {
-        let error = lab.instance().cloud_connect().unwrap_err();
-        let ghost_error = lab
-            .as_principal("ghost", SECRET)
-            .cloud_connect()
-            .unwrap_err();
-        // The right secret on the same lab: its log line proves the capture works.
-        lab.as_principal(CONTRIBUTOR, CONTRIBUTOR_SECRET)
-            .cloud_connect()
-            .unwrap();
-        (error, ghost_error)
-    });
+    // Every instance's log lines, kept by the host as it emits them.
+    let logs = Arc::new(LogRecorder::default());
+    let recorded = |mut instance: PluginInstance| {
+        instance.record_logs(logs.clone());
+        instance
+    };
+    let error = recorded(lab.instance()).cloud_connect().unwrap_err();
+    let ghost_error = recorded(lab.as_principal("ghost", SECRET))
+        .cloud_connect()
+        .unwrap_err();
+    // The right secret on the same lab: its log line proves the recording works.
+    recorded(lab.as_principal(CONTRIBUTOR, CONTRIBUTOR_SECRET))
+        .cloud_connect()
+        .unwrap();
+    let text = logs.lines().join("\n");
     assert!(
         text.contains("signed in as `homeward`") && text.contains("sign-in refused"),
         "the capture sees the plugin's log lines: {text}"

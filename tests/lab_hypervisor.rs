@@ -16,11 +16,11 @@ use homeward::plugin::adapter::{
     Severity,
 };
 use homeward::plugin::{
-    Failure, LoadedPlugin, PluginError, PluginInstance, PluginSettings, Runtime, RuntimeOptions,
+    Failure, LoadedPlugin, LogRecorder, PluginError, PluginInstance, PluginSettings, Runtime,
+    RuntimeOptions,
 };
-use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tempfile::TempDir;
 
 const MIB: u64 = 1 << 20;
@@ -653,40 +653,20 @@ fn write_at(path: &Path, offset: u64, bytes: &[u8]) {
     f.write_all_at(bytes, offset).unwrap();
 }
 
-/// Collects every log line the runtime emits on this thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn wrong_password_is_refused_and_never_logged() {
     const PASSWORD: &str = "Tr0ub4dor-never-in-a-log";
     let lab = Lab::as_user(ADMIN_USER, PASSWORD);
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let error = tracing::subscriber::with_default(subscriber, || {
-        let mut hv = lab.instance();
-        let error = hv.hypervisor_connect().unwrap_err();
-        // The right password on the same lab: its log line proves the capture works.
-        let mut good = lab.login(ADMIN_USER, ADMIN_PASSWORD);
-        good.hypervisor_connect().unwrap();
-        error
-    });
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // Every instance's log lines, kept by the host as it emits them.
+    let logs = Arc::new(LogRecorder::default());
+    let mut hv = lab.instance();
+    hv.record_logs(logs.clone());
+    let error = hv.hypervisor_connect().unwrap_err();
+    // The right password on the same lab: its log line proves the recording works.
+    let mut good = lab.login(ADMIN_USER, ADMIN_PASSWORD);
+    good.record_logs(logs.clone());
+    good.hypervisor_connect().unwrap();
+    let text = logs.lines().join("\n");
     assert!(
         text.contains("logged in to the lab"),
         "the capture sees plugin log lines: {text}"

@@ -67,6 +67,18 @@ pub const LAB_CLOUD: EmbeddedPlugin = EmbeddedPlugin {
     wasm: include_bytes!(env!("HOMEWARD_PLUGIN_LAB_CLOUD")),
 };
 
+/// The vCenter hypervisor adapter (vSphere SOAP over `wasi:http`).
+pub const VCENTER: EmbeddedPlugin = EmbeddedPlugin {
+    id: "vcenter",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_VCENTER")),
+};
+
+/// The standalone ESXi hypervisor adapter (vSphere SOAP over `wasi:http`).
+pub const ESXI: EmbeddedPlugin = EmbeddedPlugin {
+    id: "esxi",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_ESXI")),
+};
+
 /// Every embedded plugin.
 pub const ALL: &[EmbeddedPlugin] = &[
     TEMPLATE,
@@ -77,6 +89,8 @@ pub const ALL: &[EmbeddedPlugin] = &[
     NETWORKMANAGER_RESTORE,
     LAB_HYPERVISOR,
     LAB_CLOUD,
+    VCENTER,
+    ESXI,
 ];
 
 /// The embedded plugin with that id.

@@ -11,17 +11,14 @@
 //! seed them in a lab; against a real endpoint those cases skip with the
 //! reason, and the others (credentials, dead endpoint, missing objects) run.
 
-use super::adapter_target::{
-    Target, check_no_secret, endpoint, scratch_name, secret_values, with_dead_endpoint,
-    with_wrong_secrets,
-};
+use super::adapters::{self, Target, endpoint, scratch_name};
 use crate::conformance::case::ensure;
 use crate::conformance::{
     Case, CaseContext, CaseEnd, ErrorKind, Requirement, expect_error, expect_ok,
 };
 use crate::lab::cloud::{self as lab, LabCloud, LabVm, LabVmSpec};
 use crate::plugin::adapter::{Access, CloudVmSpec, DiskFormat, DiskLocator, PowerState};
-use crate::plugin::{Failure, LoadedPlugin, PluginInstance, PluginSettings};
+use crate::plugin::{Failure, LoadedPlugin, PluginError, PluginInstance, PluginSettings};
 use std::ops::Range;
 
 /// The cases of this suite.
@@ -133,7 +130,7 @@ impl Setup {
         let (target, settings) = match endpoint(ctx)? {
             Some(endpoint) => {
                 let settings = endpoint.settings.clone();
-                (Target::Endpoint(endpoint), settings)
+                (Target::Endpoint(Box::new(endpoint)), settings)
             }
             None => {
                 let dir = ctx.work_dir()?.join("lab-cloud");
@@ -179,26 +176,6 @@ impl Setup {
     }
 }
 
-fn unconfigured(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let plugin = ctx.load_with(PluginSettings::default())?;
-    let mut instance = ctx.instance_of(&plugin)?;
-    let failure = expect_error(
-        "connect with no configuration and no grants",
-        instance.cloud_connect(),
-        &[
-            ErrorKind::InvalidInput,
-            ErrorKind::Unavailable,
-            ErrorKind::PermissionDenied,
-            ErrorKind::NotFound,
-        ],
-    )?;
-    ensure!(
-        failure.to_string().len() > 20,
-        "the error should say what is missing and how to fix it, got: {failure}"
-    );
-    Ok(())
-}
-
 fn connect(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     let setup = Setup::new(ctx)?;
     let mut instance = setup.instance(ctx)?;
@@ -212,73 +189,6 @@ fn connect(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
         again.instance_id == info.instance_id,
         "a second connect names another endpoint: {again:?} vs {info:?}"
     );
-    Ok(())
-}
-
-fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
-    let Some((wrong, wrong_values)) = with_wrong_secrets(&setup.settings) else {
-        return Err(CaseEnd::Skip(
-            "the plugin's settings hold no secret, so there is no credential to get wrong"
-                .to_string(),
-        ));
-    };
-    let mut secrets = secret_values(&setup.settings);
-    secrets.extend(wrong_values);
-    let plugin = ctx.load_with(wrong)?;
-    let mut instance = ctx.instance_of(&plugin)?;
-    let result = instance.cloud_connect();
-    let logs = ctx.plugin_logs();
-    let failure = expect_error(
-        "connect with a wrong secret",
-        result,
-        &[ErrorKind::PermissionDenied],
-    )?;
-    check_no_secret("the error message", &failure.to_string(), &secrets)?;
-    check_no_secret("the logs", &logs, &secrets)
-}
-
-fn endpoint_unavailable(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
-    let dead = match &setup.target {
-        Target::Endpoint(endpoint) => with_dead_endpoint(&endpoint.settings)?,
-        Target::Lab(_) => {
-            let empty = ctx.work_dir()?.join("no-cloud");
-            std::fs::create_dir_all(&empty)
-                .map_err(|e| CaseEnd::Fail(format!("cannot make a directory: {e}")))?;
-            let mut settings = setup.settings.clone();
-            for grant in &mut settings.grants.dirs {
-                grant.host = empty.clone();
-            }
-            settings
-        }
-    };
-    let plugin = ctx.load_with(dead)?;
-    let mut instance = ctx.instance_of(&plugin)?;
-    let failure = expect_error(
-        "connect to a dead endpoint",
-        instance.cloud_connect(),
-        &[ErrorKind::Unavailable],
-    )?;
-    ensure!(
-        failure.to_string().len() > 20,
-        "the error should say what is unreachable, got: {failure}"
-    );
-    Ok(())
-}
-
-fn unreachable_network_endpoint(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let settings = match endpoint(ctx)? {
-        Some(endpoint) => endpoint.settings,
-        None => ctx.options().settings.clone(),
-    };
-    let plugin = ctx.load_with(with_dead_endpoint(&settings)?)?;
-    let mut instance = ctx.instance_of(&plugin)?;
-    expect_error(
-        "connect to a closed loopback port",
-        instance.cloud_connect(),
-        &[ErrorKind::Unavailable],
-    )?;
     Ok(())
 }
 
@@ -712,7 +622,7 @@ fn reader_role(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     for (what, result) in [
         (
             "power-off as a reader",
-            instance.cloud_power_off(&seeded.id, true).map(|()| ()),
+            instance.cloud_power_off(&seeded.id, true),
         ),
         (
             "create-snapshot as a reader",
@@ -733,4 +643,31 @@ fn reader_role(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
         );
     }
     Ok(())
+}
+
+fn connect_call(instance: &mut PluginInstance) -> Result<(), PluginError> {
+    instance.cloud_connect().map(drop)
+}
+
+fn unconfigured(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    adapters::unconfigured(ctx, connect_call)
+}
+
+fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    let setup = Setup::new(ctx)?;
+    adapters::wrong_credentials(
+        ctx,
+        &setup.settings,
+        &[("connect", |i| i.cloud_connect().map(drop))],
+    )
+}
+
+fn endpoint_unavailable(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    let setup = Setup::new(ctx)?;
+    let dead = adapters::dead_target_settings(ctx, &setup.target, &setup.settings)?;
+    adapters::expect_unavailable(ctx, dead, connect_call)
+}
+
+fn unreachable_network_endpoint(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    adapters::unreachable_network_endpoint(ctx, connect_call)
 }

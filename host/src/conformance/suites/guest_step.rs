@@ -141,10 +141,11 @@ fn plan(
     )
 }
 
+/// A fixture guest the step planned: the guest, its root, the plan.
+type Planned = (&'static FixtureGuest, Arc<DirTree>, StepPlan);
+
 /// Plans every well-formed guest; the ones that got a plan, with their roots.
-fn planned_guests(
-    ctx: &mut CaseContext<'_>,
-) -> Result<Vec<(&'static FixtureGuest, Arc<DirTree>, StepPlan)>, CaseEnd> {
+fn planned_guests(ctx: &mut CaseContext<'_>) -> Result<Vec<Planned>, CaseEnd> {
     let mut planned = Vec::new();
     for guest in WELL_FORMED {
         let tree = guest_root(ctx, guest)?;

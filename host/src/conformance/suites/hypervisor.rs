@@ -12,10 +12,7 @@
 //! Cases that change the endpoint create their own VMs (named
 //! `homeward-conformance-…`) and delete them at the end, also when they fail.
 
-use super::adapter_target::{
-    Endpoint, Target, check_no_secret, endpoint, scratch_name, secret_values, with_dead_endpoint,
-    with_wrong_secrets,
-};
+use super::adapters::{self, Target, endpoint, scratch_name};
 use crate::conformance::case::ensure;
 use crate::conformance::{
     Case, CaseContext, CaseEnd, ErrorKind, Requirement, expect_error, expect_ok,
@@ -24,7 +21,7 @@ use crate::lab::hypervisor::{self as lab, LabSite};
 use crate::plugin::adapter::{
     DiskFormat, DiskLocator, HypervisorVmSpec, Inventory, ReadinessRequest, Severity, Vm,
 };
-use crate::plugin::{Failure, LoadedPlugin, PluginInstance, PluginSettings};
+use crate::plugin::{Failure, LoadedPlugin, PluginError, PluginInstance, PluginSettings};
 use std::collections::BTreeSet;
 
 /// The cases of this suite.
@@ -150,7 +147,7 @@ impl Setup {
         let (target, settings) = match endpoint(ctx)? {
             Some(endpoint) => {
                 let settings = endpoint.settings.clone();
-                (Target::Endpoint(endpoint), settings)
+                (Target::Endpoint(Box::new(endpoint)), settings)
             }
             None => {
                 let dir = ctx.work_dir()?.join("lab-site");
@@ -245,26 +242,6 @@ fn create_scratch_vm<'a>(
     Ok((ScratchVm { instance, vm }, spec, inventory))
 }
 
-fn unconfigured(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let plugin = ctx.load_with(PluginSettings::default())?;
-    let mut instance = ctx.instance_of(&plugin)?;
-    let failure = expect_error(
-        "connect with no configuration and no grants",
-        instance.hypervisor_connect(),
-        &[
-            ErrorKind::InvalidInput,
-            ErrorKind::Unavailable,
-            ErrorKind::PermissionDenied,
-            ErrorKind::NotFound,
-        ],
-    )?;
-    ensure!(
-        failure.to_string().len() > 20,
-        "the error should say what is missing and how to fix it, got: {failure}"
-    );
-    Ok(())
-}
-
 fn session(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     let setup = Setup::new(ctx)?;
     let mut instance = setup.instance(ctx)?;
@@ -286,83 +263,6 @@ fn session(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     expect_ok(
         "discover on a fresh instance, without connect",
         fresh.hypervisor_discover(),
-    )?;
-    Ok(())
-}
-
-fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
-    let Some((wrong, wrong_values)) = with_wrong_secrets(&setup.settings) else {
-        return Err(CaseEnd::Skip(
-            "the plugin's settings hold no secret, so there is no credential to get wrong"
-                .to_string(),
-        ));
-    };
-    let mut secrets = secret_values(&setup.settings);
-    secrets.extend(wrong_values);
-    let plugin = ctx.load_with(wrong)?;
-    let mut instance = ctx.instance_of(&plugin)?;
-    let result = instance.hypervisor_connect();
-    let logs = ctx.plugin_logs();
-    let failure = expect_error(
-        "connect with a wrong secret",
-        result,
-        &[ErrorKind::PermissionDenied],
-    )?;
-    check_no_secret("the error message", &failure.to_string(), &secrets)?;
-    check_no_secret("the logs", &logs, &secrets)?;
-    let result = instance.hypervisor_discover();
-    let logs = ctx.plugin_logs();
-    let failure = expect_error(
-        "discover with a wrong secret",
-        result,
-        &[ErrorKind::PermissionDenied],
-    )?;
-    check_no_secret("the error message", &failure.to_string(), &secrets)?;
-    check_no_secret("the logs", &logs, &secrets)
-}
-
-fn endpoint_unavailable(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
-    let dead = match &setup.target {
-        Target::Endpoint(Endpoint { settings, .. }) => with_dead_endpoint(settings)?,
-        Target::Lab(_) => {
-            // A granted directory with no site in it: the lab's "endpoint" is gone.
-            let empty = ctx.work_dir()?.join("no-site");
-            std::fs::create_dir_all(&empty)
-                .map_err(|e| CaseEnd::Fail(format!("cannot make a directory: {e}")))?;
-            let mut settings = setup.settings.clone();
-            for grant in &mut settings.grants.dirs {
-                grant.host = empty.clone();
-            }
-            settings
-        }
-    };
-    let plugin = ctx.load_with(dead)?;
-    let mut instance = ctx.instance_of(&plugin)?;
-    let failure = expect_error(
-        "connect to a dead endpoint",
-        instance.hypervisor_connect(),
-        &[ErrorKind::Unavailable],
-    )?;
-    ensure!(
-        failure.to_string().len() > 20,
-        "the error should say what is unreachable, got: {failure}"
-    );
-    Ok(())
-}
-
-fn unreachable_network_endpoint(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let settings = match endpoint(ctx)? {
-        Some(endpoint) => endpoint.settings,
-        None => ctx.options().settings.clone(),
-    };
-    let plugin = ctx.load_with(with_dead_endpoint(&settings)?)?;
-    let mut instance = ctx.instance_of(&plugin)?;
-    expect_error(
-        "connect to a closed loopback port",
-        instance.hypervisor_connect(),
-        &[ErrorKind::Unavailable],
     )?;
     Ok(())
 }
@@ -931,4 +831,34 @@ fn disk_endpoints(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
         );
     }
     Ok(())
+}
+
+fn connect_call(instance: &mut PluginInstance) -> Result<(), PluginError> {
+    instance.hypervisor_connect().map(drop)
+}
+
+fn unconfigured(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    adapters::unconfigured(ctx, connect_call)
+}
+
+fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    let setup = Setup::new(ctx)?;
+    adapters::wrong_credentials(
+        ctx,
+        &setup.settings,
+        &[
+            ("connect", |i| i.hypervisor_connect().map(drop)),
+            ("discover", |i| i.hypervisor_discover().map(drop)),
+        ],
+    )
+}
+
+fn endpoint_unavailable(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    let setup = Setup::new(ctx)?;
+    let dead = adapters::dead_target_settings(ctx, &setup.target, &setup.settings)?;
+    adapters::expect_unavailable(ctx, dead, connect_call)
+}
+
+fn unreachable_network_endpoint(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    adapters::unreachable_network_endpoint(ctx, connect_call)
 }

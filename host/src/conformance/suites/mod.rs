@@ -4,7 +4,7 @@
 //! on them. A new case gets a new name; a case whose meaning changes gets a
 //! new name too.
 
-pub mod adapter_target;
+pub mod adapters;
 pub mod cloud;
 pub mod common;
 pub mod filesystem;

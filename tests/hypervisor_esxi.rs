@@ -1,0 +1,59 @@
+//! The embedded `esxi` adapter against govmomi's vSphere simulator started by
+//! the test: a standalone ESXi host (the simulator's ESX model: ha-datacenter, one host). Discovery matches the simulator's inventory; a VM created
+//! at an alternate location has its disks (and their files) on the chosen
+//! datastore; the read-only account is reported with exactly the privileges
+//! it lacks; snapshots block reprotect; a free licence added through
+//! LicenseManager refuses failback; a stopped simulator is unavailable within
+//! the deadline; a wrong password is permission-denied and never logged; and
+//! the hypervisor conformance suite passes.
+
+#[path = "hypervisor_vsphere/common.rs"]
+mod common;
+
+use homeward::embedded::ESXI;
+use homeward_tests::vsphere_sim::Model;
+
+#[test]
+fn discovery_matches_the_simulator_inventory() {
+    common::discovery_matches_the_inventory(Model::Esx, ESXI, "ESXi");
+}
+
+#[test]
+fn vm_at_an_alternate_location_with_disks_snapshots_and_power() {
+    common::alternate_location_lifecycle(Model::Esx, ESXI);
+}
+
+#[test]
+fn read_only_account_is_reported_with_exactly_what_it_lacks() {
+    common::read_only_account(Model::Esx, ESXI);
+}
+
+#[test]
+fn free_licence_refuses_failback() {
+    common::free_licence(Model::Esx, ESXI);
+}
+
+#[test]
+fn master_target_disk_uuid_and_datastore_reach() {
+    common::master_target_checks(Model::Esx, ESXI);
+}
+
+#[test]
+fn stopped_simulator_is_unavailable_within_the_deadline() {
+    common::stopped_endpoint_is_unavailable(Model::Esx, ESXI);
+}
+
+#[test]
+fn wrong_password_is_denied_and_never_logged() {
+    common::wrong_credentials(Model::Esx, ESXI);
+}
+
+#[test]
+fn conformance_suite_passes() {
+    common::conformance(Model::Esx, ESXI);
+}
+
+#[test]
+fn a_vcenter_endpoint_is_refused() {
+    common::other_flavour_is_refused(Model::Vpx, ESXI, "vcenter plugin");
+}
