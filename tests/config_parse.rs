@@ -112,6 +112,7 @@ fn valid_file_parses_to_expected_values() {
                 },
             ],
             disk_write: true,
+            tls: Vec::new(),
         },
         config: [("datacenter", "DC0"), ("port", "443"), ("verify", "false")]
             .into_iter()

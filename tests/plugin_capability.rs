@@ -40,6 +40,7 @@ fn effective_grant_is_the_intersection() {
             write: true,
         }],
         disk_write: true,
+        tls: Vec::new(),
     };
     let (eff, unused) = grant(&requested, &granted);
     assert_eq!(eff.network, vec![hp("vc.lab:443")]);
@@ -57,6 +58,7 @@ fn nothing_requested_means_nothing_granted() {
         network: vec![hp("vc.lab:443")],
         dirs: Vec::new(),
         disk_write: false,
+        tls: Vec::new(),
     };
     let (eff, unused) = grant(&RequestedCapabilities::default(), &granted);
     assert!(eff.network.is_empty());

@@ -307,6 +307,7 @@ fn grants_the_plugin_did_not_ask_for_have_no_effect() {
             write: true,
         }],
         disk_write: true,
+        tls: Vec::new(),
     };
     let settings = PluginSettings {
         grants,

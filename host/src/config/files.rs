@@ -1,5 +1,5 @@
 //! Checks against the filesystem: plugin files exist and match their digest,
-//! granted directories exist.
+//! granted directories exist, CA files of TLS settings hold usable certificates.
 //!
 //! Kept apart from parsing so `parse` stays pure (testable without files, usable
 //! for a "lint" command on another machine) and the host can decide when to
@@ -8,8 +8,9 @@
 //! Locations: rather than storing spans in [`PluginEntry`](super::PluginEntry)
 //! (which would make the public type awkward to build by hand), the caller
 //! passes the same text again and we re-parse it to find the line of each
-//! `path`, `sha256` and `dirs[i].host` value. If the text does not match
-//! (e.g. it changed), diagnostics fall back to the plugin's `line`.
+//! `path`, `sha256`, `dirs[i].host` and `tls."host:port".ca` value. If the
+//! text does not match (e.g. it changed), diagnostics fall back to the
+//! plugin's `line`.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -21,14 +22,17 @@ use toml::de::DeTable;
 
 use super::PluginSet;
 use super::diagnostics::{self, Diagnostic, Severity, line_col};
+use super::hostport::HostPort;
 use super::parser::join;
+use super::tls::{TlsTrust, read_ca_file};
 
 /// Verifies on disk what `parse` could only check syntactically.
 ///
 /// For each plugin: `path` must be a readable regular file (error at the
 /// `path` key) and, if `sha256` is set, the file's digest must match (error at
 /// the `sha256` key, showing both digests). Each granted `dirs[i].host` must
-/// be an existing directory. `text` must be the text `set` was parsed from; it
+/// be an existing directory, and each TLS `ca` a PEM file of usable CA
+/// certificates. `text` must be the text `set` was parsed from; it
 /// is only used to locate keys. Results are sorted by line.
 pub fn check_files(set: &PluginSet, text: &str) -> Vec<Diagnostic> {
     let file = set.source.file_name().map_or_else(
@@ -108,6 +112,25 @@ pub fn check_files(set: &PluginSet, text: &str) -> Vec<Diagnostic> {
                 ),
             }
         }
+
+        for tls in &plugin.grants.tls {
+            let TlsTrust::Ca(path) = &tls.trust else {
+                continue;
+            };
+            if let Err(e) = read_ca_file(path) {
+                let segments = [
+                    Seg::Key("grants"),
+                    Seg::Key("tls"),
+                    Seg::Endpoint(&tls.endpoint),
+                    Seg::Key("ca"),
+                ];
+                let key = join(
+                    &join(&format!("{kp}.grants.tls"), &tls.endpoint.to_string()),
+                    "ca",
+                );
+                report(&segments, key, e.to_string());
+            }
+        }
     }
     diagnostics::sort(&mut out);
     out
@@ -140,6 +163,8 @@ fn open_regular_file(path: &Path) -> io::Result<File> {
 enum Seg<'a> {
     Key(&'a str),
     Index(usize),
+    /// The key of a table that names this endpoint, however it is spelled.
+    Endpoint(&'a HostPort),
 }
 
 /// Byte span of the value at `plugins.<id>.<segments...>` in `root`.
@@ -149,6 +174,13 @@ fn span_of(root: &DeTable<'_>, id: &str, segments: &[Seg<'_>]) -> Option<Range<u
         cur = match seg {
             Seg::Key(k) => cur.get_ref().get(*k)?,
             Seg::Index(i) => cur.get_ref().get(*i)?,
+            Seg::Endpoint(endpoint) => match cur.get_ref() {
+                toml::de::DeValue::Table(t) => t
+                    .iter()
+                    .find(|(k, _)| k.get_ref().parse::<HostPort>().ok().as_ref() == Some(*endpoint))
+                    .map(|(_, v)| v)?,
+                _ => return None,
+            },
         };
     }
     Some(cur.span())

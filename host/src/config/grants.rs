@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::hostport::HostPort;
+use super::tls::TlsGrant;
 
 /// What one plugin is allowed to access. `Default` grants nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +19,10 @@ pub struct Grants {
     /// Whether the plugin may write through the `disk` resource (file-system
     /// handlers changing a guest disk).
     pub disk_write: bool,
+    /// How the certificates of granted endpoints are checked, for those the
+    /// operator names; the others are checked against the web PKI roots.
+    /// Each endpoint is also in `network`.
+    pub tls: Vec<TlsGrant>,
 }
 
 /// A host directory exposed to the plugin at a guest path.

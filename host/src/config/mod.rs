@@ -22,6 +22,9 @@
 //! network = ["vc.lab.example:443", "127.0.0.1:8989", "[::1]:443"]  # host:port only
 //! dirs = [ { host = "/srv/guests", guest = "/guests", write = false } ]
 //! disk-write = true                   # default false
+//! # optional, per granted endpoint: its CA (PEM) or its pinned certificate
+//! # thumbprint (sha256:… as vCenter shows it, or sha1:…); default: web PKI roots
+//! tls = { "vc.lab.example:443" = { ca = "certs/vc-ca.pem" }, "[::1]:443" = { thumbprint = "sha256:AB:CD:…" } }
 //!
 //! [plugins.vcenter.config]            # strings (integers and booleans are converted to text)
 //! datacenter = "DC0"
@@ -48,6 +51,7 @@ mod grants;
 mod hostport;
 mod parser;
 mod secret;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +62,9 @@ pub use files::{check_files, sha256_file};
 pub use grants::{DirGrant, Grants};
 pub use hostport::{HostPort, HostPortError};
 pub use secret::{Secret, SecretError, SecretSource};
+pub use tls::{
+    CaFileError, Thumbprint, ThumbprintAlgorithm, ThumbprintError, TlsGrant, TlsTrust, read_ca_file,
+};
 
 /// A validated plugin set, as read from one configuration file.
 #[derive(Debug, Clone, PartialEq)]

@@ -17,6 +17,7 @@ use super::diagnostics::{self, Diagnostic, Severity, line_col};
 use super::grants::{DirGrant, Grants};
 use super::hostport::HostPort;
 use super::secret::{Secret, SecretSource};
+use super::tls::{Thumbprint, ThumbprintAlgorithm, TlsGrant, TlsTrust};
 use super::{Parsed, PluginEntry, PluginSet, RuntimeSettings};
 
 type SKey<'i> = Spanned<DeString<'i>>;
@@ -36,7 +37,8 @@ const PLUGIN_KEYS: &[&str] = &[
     "config",
     "secrets",
 ];
-const GRANT_KEYS: &[&str] = &["network", "dirs", "disk-write"];
+const GRANT_KEYS: &[&str] = &["network", "dirs", "disk-write", "tls"];
+const TLS_KEYS: &[&str] = &["ca", "thumbprint"];
 const DIR_KEYS: &[&str] = &["host", "guest", "write"];
 const SECRET_KEYS: &[&str] = &["env", "file"];
 
@@ -453,6 +455,7 @@ impl Parser<'_> {
 
     fn grants(&mut self, t: &DeTable<'_>, kp: &str) -> Grants {
         let mut grants = Grants::default();
+        let mut tls = Vec::new();
         for (k, v) in in_file_order(t) {
             let key = join(kp, k.get_ref());
             match k.get_ref().as_ref() {
@@ -467,10 +470,114 @@ impl Parser<'_> {
                     }
                 }
                 "disk-write" => grants.disk_write = self.bool(v, &key).unwrap_or(false),
+                "tls" => {
+                    if let Some(t) = self.table(v, &key) {
+                        tls = self.tls_grants(t, &key);
+                    }
+                }
                 _ => self.unknown_key(kp, k, GRANT_KEYS),
             }
         }
+        // Trust is a property of a reachable endpoint; one that is not
+        // granted is a slip (a typo in either list), not a harmless extra.
+        for (grant, span, key) in tls {
+            if grants.network.contains(&grant.endpoint) {
+                grants.tls.push(grant);
+            } else {
+                let endpoint = grant.endpoint;
+                let message = format!(
+                    "TLS setting for {endpoint}, which is not granted: add \"{endpoint}\" to \
+                     grants.network, or correct the host:port"
+                );
+                self.error(span, key, message);
+            }
+        }
         grants
+    }
+
+    /// `tls = { "host:port" = { ca = "PATH" } | { thumbprint = "sha256:…" } }`,
+    /// with the span and key path of each entry (to report ungranted ones).
+    fn tls_grants(&mut self, t: &DeTable<'_>, kp: &str) -> Vec<(TlsGrant, Range<usize>, String)> {
+        let mut out: Vec<(TlsGrant, Range<usize>, String)> = Vec::new();
+        for (k, v) in in_file_order(t) {
+            let key = join(kp, k.get_ref());
+            let endpoint = match k.get_ref().parse::<HostPort>() {
+                Ok(hp) => hp,
+                Err(e) => {
+                    self.error(k.span(), key, e.to_string());
+                    continue;
+                }
+            };
+            let Some(entry) = self.table(v, &key) else {
+                continue;
+            };
+            let Some(trust) = self.tls_trust(v.span(), entry, &key) else {
+                continue;
+            };
+            if let Some((_, _, first)) = out.iter().find(|(g, _, _)| g.endpoint == endpoint) {
+                let message = format!("{endpoint} already has a TLS setting at {first}");
+                self.error(k.span(), key, message);
+                continue;
+            }
+            out.push((TlsGrant { endpoint, trust }, k.span(), key));
+        }
+        out
+    }
+
+    /// `{ ca = "PATH" }` or `{ thumbprint = "…" }`: exactly one.
+    fn tls_trust(&mut self, span: Range<usize>, t: &DeTable<'_>, kp: &str) -> Option<TlsTrust> {
+        let mut found: Vec<Option<TlsTrust>> = Vec::new();
+        let mut unknown = false;
+        for (k, v) in in_file_order(t) {
+            let key = join(kp, k.get_ref());
+            match k.get_ref().as_ref() {
+                "ca" => found.push(self.path(v, &key).map(TlsTrust::Ca)),
+                "thumbprint" => found.push(self.thumbprint(v, &key).map(TlsTrust::Thumbprint)),
+                _ => {
+                    unknown = true;
+                    self.unknown_key(kp, k, TLS_KEYS);
+                }
+            }
+        }
+        match found.len() {
+            1 => found.pop().flatten(),
+            0 => {
+                if !unknown {
+                    let message = "expected { ca = \"PEM file\" } or \
+                                   { thumbprint = \"sha256:AB:CD:…\" }"
+                        .to_owned();
+                    self.error(span, kp.to_owned(), message);
+                }
+                None
+            }
+            _ => {
+                let message = "use either `ca` or `thumbprint`, not both".to_owned();
+                self.error(span, kp.to_owned(), message);
+                None
+            }
+        }
+    }
+
+    fn thumbprint(&mut self, v: &SValue<'_>, key: &str) -> Option<Thumbprint> {
+        let s = self.str(v, key)?;
+        match s.parse::<Thumbprint>() {
+            Ok(t) => {
+                if t.algorithm() == ThumbprintAlgorithm::Sha1 {
+                    self.warning(
+                        v.span(),
+                        key.to_owned(),
+                        "SHA-1 thumbprint: accepted, but prefer the SHA-256 thumbprint \
+                         (vCenter shows both)"
+                            .into(),
+                    );
+                }
+                Some(t)
+            }
+            Err(e) => {
+                self.error(v.span(), key.to_owned(), e.to_string());
+                None
+            }
+        }
     }
 
     fn array<'a, 'i>(&mut self, v: &'a SValue<'i>, key: &str) -> Option<&'a [SValue<'i>]> {

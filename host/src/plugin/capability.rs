@@ -3,7 +3,7 @@
 //! intersection of the two. This module is the *granter*; the runtime enforces
 //! its answer (preopened directories, the HTTP send hook, the disk resource).
 
-use crate::config::{DirGrant, Grants, HostPort};
+use crate::config::{DirGrant, Grants, HostPort, TlsGrant};
 use std::fmt;
 use std::str::FromStr;
 
@@ -107,6 +107,8 @@ pub struct EffectiveGrants {
     pub dirs: Vec<DirGrant>,
     /// Whether disks lent to it may be written.
     pub disk_write: bool,
+    /// The operator's TLS trust for those of `network` that have one.
+    pub tls: Vec<TlsGrant>,
 }
 
 impl EffectiveGrants {
@@ -124,7 +126,7 @@ pub fn grant(
     granted: &Grants,
 ) -> (EffectiveGrants, Vec<String>) {
     let mut unused = Vec::new();
-    let network = granted
+    let network: Vec<HostPort> = granted
         .network
         .iter()
         .filter(|target| {
@@ -177,8 +179,16 @@ pub fn grant(
             "disk-write grant has no effect: the plugin does not ask to write disks".to_string(),
         );
     }
+    // Trust settings follow their endpoint: one the plugin cannot reach needs none.
+    let tls = granted
+        .tls
+        .iter()
+        .filter(|t| network.contains(&t.endpoint))
+        .cloned()
+        .collect();
     let effective = EffectiveGrants {
         network,
+        tls,
         dirs,
         disk_write: granted.disk_write && requested.disk_write,
     };

@@ -15,6 +15,7 @@
 //! - [`adapter`]: calls into hypervisor and cloud adapters.
 //! - [`volume`]: a file system opened by a handler plugin (`volume` resource).
 //! - [`state`]: the per-instance sandbox (WASI context, HTTP gate).
+//! - [`tls`]: HTTPS to an endpoint under the operator's CA or pinned thumbprint.
 //! - [`limits`]: memory cap, deadline, fuel, and how a stop is explained.
 //! - [`wit`]: the generated bindings of each API line and the host interfaces.
 
@@ -29,6 +30,7 @@ pub mod loaded;
 pub mod manifest;
 pub mod runtime;
 pub mod state;
+pub mod tls;
 pub mod volume;
 pub mod wit;
 

@@ -3,12 +3,14 @@
 //! A [`PluginState`] carries a WASI context that grants nothing but the
 //! directories in the plugin's effective grants (no environment, no arguments,
 //! no sockets, no inherited stdio), a `wasi:http` context whose send hook
-//! (`NetworkPolicy`) lets a request out only to a granted `host:port`, the
-//! resource table for `disk` and `guest-fs` handles, and the memory cap.
+//! (`NetworkPolicy`) lets a request out only to a granted `host:port` (over
+//! TLS under the operator's trust for it, if given: `tls.rs`), the resource
+//! table for `disk` and `guest-fs` handles, and the memory cap.
 
 use super::capability::EffectiveGrants;
 use super::limits::MemoryCap;
 use super::loaded::PluginMeta;
+use super::tls::{EndpointTrust, explain_default_failure};
 use crate::config::HostPort;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
@@ -83,10 +85,12 @@ impl WasiHttpView for PluginState {
     }
 }
 
-/// The outgoing-HTTP gate: a request leaves only for a granted `host:port`.
+/// The outgoing-HTTP gate: a request leaves only for a granted `host:port`,
+/// and HTTPS to an endpoint with a trust setting goes through that setting.
 pub(crate) struct NetworkPolicy {
     plugin: Arc<str>,
     allowed: Vec<HostPort>,
+    trust: EndpointTrust,
 }
 
 impl NetworkPolicy {
@@ -94,7 +98,15 @@ impl NetworkPolicy {
         NetworkPolicy {
             plugin: plugin.into(),
             allowed: grants.network.clone(),
+            trust: EndpointTrust::new(&grants.tls),
         }
+    }
+
+    /// Refuses a request that was allowed through the gate, with `message`
+    /// for the operator (logged) and the plugin (in its error).
+    fn refuse(&self, destination: &HostPort, message: String) -> SendFuture {
+        tracing::warn!(plugin = %self.plugin, destination = %destination, "{message}");
+        Box::new(async move { Err(wasmtime_wasi_http::Error::InternalError(Some(message))) })
     }
 
     /// The normalised destination of a request, if it names one.
@@ -125,24 +137,57 @@ impl WasiHttpHooks for NetworkPolicy {
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> SendFuture {
-        let destination = Self::destination(&request);
-        let allowed = destination
-            .as_ref()
-            .is_some_and(|d| self.allowed.contains(d));
-        if !allowed {
-            let shown = destination.map_or_else(|| "(no host)".to_string(), |d| d.to_string());
-            tracing::warn!(
-                plugin = %self.plugin,
-                destination = %shown,
-                "outgoing HTTP denied: not granted; add \"{shown}\" to grants.network of [plugins.{}] if the plugin should reach it",
-                self.plugin
-            );
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
+        let destination = match Self::destination(&request) {
+            Some(granted) if self.allowed.contains(&granted) => granted,
+            other => {
+                let shown = other.map_or_else(|| "(no host)".to_string(), |d| d.to_string());
+                tracing::warn!(
+                    plugin = %self.plugin,
+                    destination = %shown,
+                    "outgoing HTTP denied: not granted; add \"{shown}\" to grants.network of [plugins.{}] if the plugin should reach it",
+                    self.plugin
+                );
+                return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+            }
+        };
         tracing::debug!(plugin = %self.plugin, uri = %request.uri().path(), "outgoing HTTP");
+        let https = request.uri().scheme_str() == Some("https");
+        if let Some(connector) = self.trust.connector(&destination) {
+            // The operator said how this endpoint proves itself; plaintext
+            // would skip that proof, so it is not allowed there.
+            if !https {
+                let message = format!(
+                    "plain HTTP to {destination} refused: [plugins.{}] grants.tls gives it a TLS \
+                     setting, so only https is allowed to it",
+                    self.plugin
+                );
+                return self.refuse(&destination, message);
+            }
+            return match connector {
+                Ok(connector) => {
+                    let plugin = self.plugin.clone();
+                    Box::new(async move { connector.send(&plugin, request, options).await })
+                }
+                Err(why) => {
+                    let message = format!("TLS to {destination} cannot be set up: {why}");
+                    self.refuse(&destination, message)
+                }
+            };
+        }
+        let plugin = self.plugin.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options)
+                .await
+                .map_err(|e| match e {
+                    // Name the endpoint and the fix, which the bare TLS error code cannot.
+                    wasmtime_wasi_http::Error::Tls(cause) => {
+                        let message = explain_default_failure(&plugin, &destination, &cause);
+                        tracing::warn!(plugin = %plugin, destination = %destination, "{message}");
+                        wasmtime_wasi_http::Error::InternalError(Some(message))
+                    }
+                    other => other,
+                })?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
