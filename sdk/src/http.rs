@@ -325,6 +325,11 @@ mod wasi_impl {
                     &[],
                 )
             }
+            // The host explains its own refusals (an untrusted certificate,
+            // a pin that does not match) in the message: show it as written.
+            ErrorCode::InternalError(Some(message)) => {
+                Error::internal(format!("HTTP to {authority} failed: {message}"))
+            }
             other => Error::internal(format!("HTTP to {authority} failed: {other:?}")),
         }
     }
