@@ -2,9 +2,11 @@
 //! plugins are, a loopback HTTP server, guest trees, and byte surgery on
 //! components.
 
+pub mod azurite;
 pub mod child;
 pub mod conformance;
 pub mod disk_layout;
+pub mod fake_arm;
 pub mod fixture_tree;
 pub mod fs_ext4;
 pub mod fs_images;

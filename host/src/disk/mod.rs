@@ -10,6 +10,9 @@
 //!   (`monolithicFlat`, ESXi's `vmfs`, `twoGbMaxExtentFlat`);
 //! - [`VhdFixed`] (`vhd.rs`): raw data followed by a 512-byte VHD footer, the
 //!   format Azure page blobs hold;
+//! - [`PageBlob`](page_blob::PageBlob) (`page_blob.rs`): an Azure page blob
+//!   (a fixed VHD in the cloud) over the Blob REST API, reached through a
+//!   `DiskLocator::Blob` by [`page_blob::open`];
 //! - [`FreeAsZeros`] (`free_as_zeros.rs`): another device with the free space
 //!   of its file systems reading as zeros, for syncs that skip free space.
 //!
@@ -23,6 +26,7 @@
 mod free_as_zeros;
 pub mod image;
 pub mod layout;
+pub mod page_blob;
 mod raw;
 mod vhd;
 mod vmdk;

@@ -439,26 +439,35 @@ fn networks(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     Ok(())
 }
 
-/// Opens a `local-path` disk locator on the host; other locators are not
-/// reachable by the host yet (the page-blob device lands with the Azure adapter).
+/// Opens a disk endpoint on the host, as the data path would: a local path
+/// (the lab) or a page blob (Azure). The locator's credential is a secret:
+/// nothing here prints the locator itself.
 fn open_endpoint(
     disk: &crate::plugin::adapter::Disk,
     writable: bool,
 ) -> Result<Box<dyn crate::disk::BlockDevice>, CaseEnd> {
+    ensure!(
+        disk.format == DiskFormat::VhdFixed || disk.format == DiskFormat::Raw,
+        "disk {} has format {:?}; a cloud disk is raw or VHD-fixed",
+        disk.id,
+        disk.format
+    );
     match &disk.locator {
         DiskLocator::LocalPath(path) => {
-            ensure!(
-                disk.format == DiskFormat::VhdFixed || disk.format == DiskFormat::Raw,
-                "disk {} has format {:?}",
-                disk.id,
-                disk.format
-            );
             crate::disk::image::open(std::path::Path::new(path), writable, None).map_err(|e| {
                 CaseEnd::Fail(format!("disk {} at {path} does not open: {e}", disk.id))
             })
         }
-        other => Err(CaseEnd::Skip(format!(
-            "disk {} is reached through {other:?}; this host opens local paths only so far",
+        DiskLocator::Blob(endpoint) => crate::disk::page_blob::open(endpoint, writable)
+            .map(|device| Box::new(device) as Box<dyn crate::disk::BlockDevice>)
+            .map_err(|e| {
+                CaseEnd::Fail(format!(
+                    "disk {} does not open as a page blob: {e}",
+                    disk.id
+                ))
+            }),
+        DiskLocator::DatastoreFile((datastore, path)) => Err(CaseEnd::Fail(format!(
+            "disk {} is a datastore file ([{datastore}] {path}); a cloud adapter hands out local paths or blobs",
             disk.id
         ))),
     }

@@ -500,8 +500,9 @@ fn alternate_location(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
             }
             other => {
                 return Err(CaseEnd::Fail(format!(
-                    "disk {} of a VM on a datastore has locator {other:?}, expected datastore-file",
-                    disk.label
+                    "disk {} of a VM on a datastore has a {} locator, expected datastore-file",
+                    disk.label,
+                    locator_kind(other)
                 )));
             }
         }
@@ -805,8 +806,9 @@ fn disk_endpoints(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     for disk in &scratch.vm.disks {
         let DiskLocator::DatastoreFile((name, path)) = &disk.locator else {
             return Err(CaseEnd::Fail(format!(
-                "disk {} has locator {:?}, expected datastore-file",
-                disk.label, disk.locator
+                "disk {} has a {} locator, expected datastore-file",
+                disk.label,
+                locator_kind(&disk.locator)
             )));
         };
         ensure!(
@@ -861,4 +863,14 @@ fn endpoint_unavailable(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 
 fn unreachable_network_endpoint(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     adapters::unreachable_network_endpoint(ctx, connect_call)
+}
+
+/// A locator's kind, for messages: a blob locator carries a credential, so
+/// the locator itself is never printed.
+fn locator_kind(locator: &DiskLocator) -> &'static str {
+    match locator {
+        DiskLocator::DatastoreFile(_) => "datastore-file",
+        DiskLocator::Blob(_) => "blob",
+        DiskLocator::LocalPath(_) => "local-path",
+    }
 }
