@@ -48,6 +48,7 @@ fn main() {
         ("HOMEWARD_PLUGIN_LAB_CLOUD", "homeward_lab_cloud.wasm"),
         ("HOMEWARD_PLUGIN_VCENTER", "homeward_vcenter.wasm"),
         ("HOMEWARD_PLUGIN_ESXI", "homeward_esxi.wasm"),
+        ("HOMEWARD_PLUGIN_AZURE", "homeward_azure.wasm"),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());
     }

@@ -79,6 +79,12 @@ pub const ESXI: EmbeddedPlugin = EmbeddedPlugin {
     wasm: include_bytes!(env!("HOMEWARD_PLUGIN_ESXI")),
 };
 
+/// The Azure cloud adapter (ARM compute and page-blob disks over `wasi:http`).
+pub const AZURE: EmbeddedPlugin = EmbeddedPlugin {
+    id: "azure",
+    wasm: include_bytes!(env!("HOMEWARD_PLUGIN_AZURE")),
+};
+
 /// Every embedded plugin.
 pub const ALL: &[EmbeddedPlugin] = &[
     TEMPLATE,
@@ -91,6 +97,7 @@ pub const ALL: &[EmbeddedPlugin] = &[
     LAB_CLOUD,
     VCENTER,
     ESXI,
+    AZURE,
 ];
 
 /// The embedded plugin with that id.
