@@ -21,116 +21,19 @@ pub const NETWORK_API: &str = "2023-05-01";
 /// `Microsoft.Resources` API version (resource groups, in `connect`).
 pub const RESOURCES_API: &str = "2021-04-01";
 
-/// A parsed resource id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceId {
-    /// Subscription id.
-    pub subscription: String,
-    /// Resource group name.
-    pub resource_group: String,
-    /// `Microsoft.Compute/virtualMachines`, as written in the id.
-    pub kind: String,
-    /// The resource's name.
-    pub name: String,
-    /// A child resource (`subnets`, `app`), when the id names one.
-    pub child: Option<(String, String)>,
-}
+pub use homeward_arm_id::ResourceId;
 
-impl ResourceId {
-    /// Parses `id`; the error is `invalid-input` saying what is wrong.
-    pub fn parse(id: &str) -> Result<ResourceId, Error> {
-        let bad = |why: &str| {
-            Error::invalid_input(format!(
-                "`{}` is not an Azure resource id ({why}): use \
-                 /subscriptions/<subscription>/resourceGroups/<group>/providers/<namespace>/<type>/<name>",
-                id.escape_debug()
-            ))
-        };
-        let rest = id
-            .strip_prefix('/')
-            .ok_or_else(|| bad("it does not start with `/`"))?;
-        let parts: Vec<&str> = rest.split('/').collect();
-        if parts.iter().any(|p| p.is_empty()) {
-            return Err(bad("it has an empty segment"));
-        }
-        if parts.iter().any(|p| p.contains(['?', '#', '%', '\\'])) {
-            return Err(bad("it holds `?`, `#`, `%` or `\\`"));
-        }
-        let [
-            subs,
-            subscription,
-            groups,
-            group,
-            providers,
-            namespace,
-            kind,
-            name,
-            tail @ ..,
-        ] = parts.as_slice()
-        else {
-            return Err(bad("it has too few segments"));
-        };
-        if !subs.eq_ignore_ascii_case("subscriptions")
-            || !groups.eq_ignore_ascii_case("resourceGroups")
-            || !providers.eq_ignore_ascii_case("providers")
-        {
-            return Err(bad(
-                "expected subscriptions/…/resourceGroups/…/providers/… segments",
-            ));
-        }
-        let child = match tail {
-            [] => None,
-            [child_kind, child_name] => Some((child_kind.to_string(), child_name.to_string())),
-            _ => return Err(bad("it has segments after the resource that name no child")),
-        };
-        Ok(ResourceId {
-            subscription: subscription.to_string(),
-            resource_group: group.to_string(),
-            kind: format!("{namespace}/{kind}"),
-            name: name.to_string(),
-            child,
-        })
+/// Parses `id` and checks that it names a `kind` (`what` names it for the
+/// message, e.g. "virtual machine").
+pub fn parse_kind(id: &str, kind: &str, what: &str) -> Result<ResourceId, Error> {
+    let parsed = ResourceId::parse(id)?;
+    if !parsed.is_kind(kind) || parsed.child.is_some() {
+        return Err(Error::invalid_input(format!(
+            "`{}` is not a {what} id ({kind})",
+            id.escape_debug()
+        )));
     }
-
-    /// Parses `id` and checks that it names a `kind` (`what` names it for
-    /// the message, e.g. "virtual machine").
-    pub fn parse_kind(id: &str, kind: &str, what: &str) -> Result<ResourceId, Error> {
-        let parsed = ResourceId::parse(id)?;
-        if !parsed.kind.eq_ignore_ascii_case(kind) || parsed.child.is_some() {
-            return Err(Error::invalid_input(format!(
-                "`{}` is not a {what} id ({kind})",
-                id.escape_debug()
-            )));
-        }
-        Ok(parsed)
-    }
-
-    /// The id of a top-level resource.
-    pub fn build(subscription: &str, group: &str, kind: &str, name: &str) -> String {
-        format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/{kind}/{name}")
-    }
-
-    /// The canonical path of this id (no child).
-    pub fn path(&self) -> String {
-        let base = Self::build(
-            &self.subscription,
-            &self.resource_group,
-            &self.kind,
-            &self.name,
-        );
-        match &self.child {
-            None => base,
-            Some((kind, name)) => format!("{base}/{kind}/{name}"),
-        }
-    }
-
-    /// The id without its child.
-    pub fn parent(&self) -> ResourceId {
-        ResourceId {
-            child: None,
-            ..self.clone()
-        }
-    }
+    Ok(parsed)
 }
 
 /// ARM requests for one plugin call.
@@ -259,7 +162,7 @@ mod tests {
         assert!(ResourceId::parse("subscriptions/x").is_err());
         assert!(ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/A/b/c?x").is_err());
         assert!(
-            ResourceId::parse_kind(
+            parse_kind(
                 "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/disks/d",
                 "Microsoft.Compute/virtualMachines",
                 "virtual machine"

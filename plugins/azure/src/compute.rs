@@ -18,7 +18,7 @@ pub const VM_TYPE: &str = "Microsoft.Compute/virtualMachines";
 const GIB: u64 = 1 << 30;
 
 fn vm_id(id: &str) -> Result<ResourceId, Error> {
-    ResourceId::parse_kind(id, VM_TYPE, "virtual machine")
+    crate::arm::parse_kind(id, VM_TYPE, "virtual machine")
 }
 
 fn label(id: &ResourceId) -> String {

@@ -69,7 +69,7 @@ impl DiskRef {
     /// Parses a disk id.
     pub fn parse(id: &str) -> Result<DiskRef, Error> {
         if id.starts_with('/') {
-            return ResourceId::parse_kind(id, DISK_TYPE, "managed disk").map(DiskRef::Managed);
+            return crate::arm::parse_kind(id, DISK_TYPE, "managed disk").map(DiskRef::Managed);
         }
         let (container, blob) = id.split_once('/').unwrap_or((id, ""));
         if !valid_container(container) || !valid_blob(blob) {

@@ -233,7 +233,7 @@ pub fn mac(azure: &str) -> String {
 /// the subnet's gateway and Azure's DNS (what Azure hands the guest by
 /// DHCP, recorded as fixed addressing to restore on premises).
 pub fn nic_config(arm: &Arm<'_>, nic_id: &str) -> Result<(NicConfig, Value), Error> {
-    let parsed = ResourceId::parse_kind(nic_id, NIC_TYPE, "network interface")?;
+    let parsed = crate::arm::parse_kind(nic_id, NIC_TYPE, "network interface")?;
     let nic = arm.get(
         &parsed.path(),
         NETWORK_API,
@@ -330,7 +330,7 @@ pub fn create_nic(
 
 /// Deletes a NIC and waits; a NIC already gone is fine.
 pub fn delete_nic(arm: &Arm<'_>, nic_id: &str) -> Result<(), Error> {
-    let parsed = ResourceId::parse_kind(nic_id, NIC_TYPE, "network interface")?;
+    let parsed = crate::arm::parse_kind(nic_id, NIC_TYPE, "network interface")?;
     let what = format!("network interface `{}`", parsed.name);
     match arm.change(Method::Delete, &parsed.path(), NETWORK_API, None, &what) {
         Ok(_) | Err(Error::NotFound(_)) => Ok(()),

@@ -15,7 +15,7 @@ enum Target<'a> {
 }
 
 fn resolve<'a>(lab: &'a Lab, id: &str) -> Result<Target<'a>, Error> {
-    let parsed = ResourceId::parse(id).map_err(|e| Error::invalid_input(e.to_string()))?;
+    let parsed = ResourceId::parse(id)?;
     if !parsed.is_kind(VNET_TYPE) {
         return Err(Error::invalid_input(format!(
             "`{}` is a {} id, not a virtual network or subnet id ({VNET_TYPE})",

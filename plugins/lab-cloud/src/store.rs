@@ -261,7 +261,7 @@ impl Lab {
     /// A malformed id or one of another type is `invalid-input`; one of
     /// another subscription or group is `not-found`.
     pub fn name_in(&self, id: &str, kind: &str, noun: &str) -> Result<String, Error> {
-        let parsed = ResourceId::parse(id).map_err(|e| Error::invalid_input(e.to_string()))?;
+        let parsed = ResourceId::parse(id)?;
         if !parsed.is_kind(kind) || parsed.child.is_some() {
             return Err(Error::invalid_input(format!(
                 "`{}` is not a {noun} id (expected type {kind}, found {}{})",

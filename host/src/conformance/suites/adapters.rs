@@ -12,7 +12,8 @@
 use crate::config::HostPort;
 use crate::conformance::case::ensure;
 use crate::conformance::{CaseContext, CaseEnd, ErrorKind, asks_for_files, expect_error};
-use crate::plugin::{PluginError, PluginInstance, PluginSettings};
+use crate::plugin::{LoadedPlugin, PluginError, PluginInstance, PluginSettings};
+use std::path::Path;
 
 /// The configuration key adapters read their endpoint URL from.
 pub const URL_KEY: &str = "url";
@@ -31,6 +32,60 @@ pub enum Target<L> {
     Lab(L),
     /// The endpoint given with `--target`.
     Endpoint(Box<Endpoint>),
+}
+
+/// The target of one case and the plugin loaded against it.
+pub struct Setup<L> {
+    /// A lab made for the case, or the `--target` endpoint.
+    pub target: Target<L>,
+    /// The settings the plugin was loaded with.
+    pub settings: PluginSettings,
+    /// The plugin under test, loaded with them.
+    pub plugin: LoadedPlugin,
+}
+
+impl<L> Setup<L> {
+    /// The `--target` endpoint, or else a lab that `make_lab` creates in a
+    /// directory of the case (returning the lab and the settings for it).
+    pub fn new(
+        ctx: &mut CaseContext<'_>,
+        make_lab: impl FnOnce(&Path) -> Result<(L, PluginSettings), CaseEnd>,
+    ) -> Result<Setup<L>, CaseEnd> {
+        let (target, mut settings) = match endpoint(ctx)? {
+            Some(endpoint) => {
+                let settings = endpoint.settings.clone();
+                (Target::Endpoint(Box::new(endpoint)), settings)
+            }
+            None => {
+                let dir = ctx.work_dir()?.join("lab");
+                let (lab, settings) = make_lab(&dir)?;
+                (Target::Lab(lab), settings)
+            }
+        };
+        // The suite tests the file it was given, whatever id a lab expects.
+        settings.expected_id = None;
+        let plugin = ctx.load_with(settings.clone())?;
+        Ok(Setup {
+            target,
+            settings,
+            plugin,
+        })
+    }
+
+    /// A fresh instance of the plugin on this target.
+    pub fn instance(&self, ctx: &mut CaseContext<'_>) -> Result<PluginInstance, CaseEnd> {
+        ctx.instance_of(&self.plugin)
+    }
+
+    /// The lab, or a skip saying that `why` needs one.
+    pub fn lab(&self, why: &str) -> Result<&L, CaseEnd> {
+        match &self.target {
+            Target::Lab(lab) => Ok(lab),
+            Target::Endpoint(_) => Err(CaseEnd::Skip(format!(
+                "{why}: the suite can arrange that only in a lab, not on a real endpoint"
+            ))),
+        }
+    }
 }
 
 /// The endpoint, when `--target` was given; `Ok(None)` when a lab should be

@@ -11,15 +11,16 @@
 //! seed them in a lab; against a real endpoint those cases skip with the
 //! reason, and the others (credentials, dead endpoint, missing objects) run.
 
-use super::adapters::{self, Target, endpoint, scratch_name};
+use super::adapters::{self, Target, scratch_name};
 use crate::conformance::case::ensure;
 use crate::conformance::{
     Case, CaseContext, CaseEnd, ErrorKind, Requirement, expect_error, expect_ok,
 };
 use crate::lab::cloud::{self as lab, LabCloud, LabVm, LabVmSpec};
 use crate::plugin::adapter::{Access, CloudVmSpec, DiskFormat, DiskLocator, PowerState};
-use crate::plugin::{Failure, LoadedPlugin, PluginError, PluginInstance, PluginSettings};
+use crate::plugin::{Failure, PluginError, PluginInstance, PluginSettings};
 use std::ops::Range;
+use std::path::Path;
 
 /// The cases of this suite.
 pub fn cases() -> Vec<Case> {
@@ -118,55 +119,20 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The target of a case and the plugin loaded against it.
-struct Setup {
-    target: Target<LabCloud>,
-    settings: PluginSettings,
-    plugin: LoadedPlugin,
+type Setup = adapters::Setup<LabCloud>;
+
+/// A lab cloud signed in as its contributor.
+fn make_lab(dir: &Path) -> Result<(LabCloud, PluginSettings), CaseEnd> {
+    let cloud = LabCloud::create(dir)
+        .map_err(|e| CaseEnd::Fail(format!("cannot make a lab cloud: {e}")))?;
+    let secret = cloud
+        .secret(lab::CONTRIBUTOR)
+        .ok_or_else(|| CaseEnd::Fail("the lab cloud has no contributor principal".to_string()))?;
+    let settings = cloud.settings(lab::CONTRIBUTOR, secret);
+    Ok((cloud, settings))
 }
 
 impl Setup {
-    fn new(ctx: &mut CaseContext<'_>) -> Result<Setup, CaseEnd> {
-        let (target, settings) = match endpoint(ctx)? {
-            Some(endpoint) => {
-                let settings = endpoint.settings.clone();
-                (Target::Endpoint(Box::new(endpoint)), settings)
-            }
-            None => {
-                let dir = ctx.work_dir()?.join("lab-cloud");
-                let cloud = LabCloud::create(&dir)
-                    .map_err(|e| CaseEnd::Fail(format!("cannot make a lab cloud: {e}")))?;
-                let secret = cloud.secret(lab::CONTRIBUTOR).ok_or_else(|| {
-                    CaseEnd::Fail("the lab cloud has no contributor principal".to_string())
-                })?;
-                let settings = cloud.settings(lab::CONTRIBUTOR, secret);
-                (Target::Lab(cloud), settings)
-            }
-        };
-        let mut settings = settings;
-        // The suite tests the file it was given, whatever id a lab expects.
-        settings.expected_id = None;
-        let plugin = ctx.load_with(settings.clone())?;
-        Ok(Setup {
-            target,
-            settings,
-            plugin,
-        })
-    }
-
-    fn instance(&self, ctx: &mut CaseContext<'_>) -> Result<PluginInstance, CaseEnd> {
-        ctx.instance_of(&self.plugin)
-    }
-
-    fn lab(&self, why: &str) -> Result<&LabCloud, CaseEnd> {
-        match &self.target {
-            Target::Lab(cloud) => Ok(cloud),
-            Target::Endpoint(_) => Err(CaseEnd::Skip(format!(
-                "{why}: a cloud adapter has no discovery, so the suite seeds one only in a lab"
-            ))),
-        }
-    }
-
     /// A VM seeded in the lab (running, two disks, subnet `app`).
     fn seeded_vm(&self, why: &str) -> Result<LabVm, CaseEnd> {
         let cloud = self.lab(why)?;
@@ -177,7 +143,7 @@ impl Setup {
 }
 
 fn connect(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let info = expect_ok("connect", instance.cloud_connect())?;
     ensure!(
@@ -193,7 +159,7 @@ fn connect(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn missing_objects(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let missing = scratch_name("missing");
     // Ids shaped like the endpoint's own, naming nothing.
     let (vm, disk, network, snapshot) = match &setup.target {
@@ -251,7 +217,7 @@ fn missing_objects(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn get_vm(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let seeded = setup.seeded_vm("a VM to read is needed")?;
     let mut instance = setup.instance(ctx)?;
     let vm = expect_ok("get-vm", instance.cloud_get_vm(&seeded.id))?;
@@ -309,7 +275,7 @@ fn get_vm(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn power(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let seeded = setup.seeded_vm("a VM to power is needed")?;
     let mut instance = setup.instance(ctx)?;
     expect_ok(
@@ -333,7 +299,7 @@ fn power(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn create_and_delete_vm(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let cloud = setup.lab("disks and a subnet to build a VM from are needed")?;
     let os = cloud
         .add_disk(&scratch_name("os"), 4 << 20)
@@ -406,7 +372,7 @@ fn create_and_delete_vm(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn networks(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let cloud = setup.lab("a virtual network is needed")?;
     let (vnet, subnet) = (cloud.vnet_id(), cloud.subnet_id(lab::APP_SUBNET));
     let mut instance = setup.instance(ctx)?;
@@ -474,7 +440,7 @@ fn open_endpoint(
 }
 
 fn disk_endpoint(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let seeded = setup.seeded_vm("a disk is needed")?;
     let mut instance = setup.instance(ctx)?;
     for seeded_disk in &seeded.disks {
@@ -501,7 +467,7 @@ fn disk_endpoint(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn changed_ranges(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let seeded = setup.seeded_vm("a disk to change is needed")?;
     let mut instance = setup.instance(ctx)?;
     expect_ok(
@@ -617,7 +583,7 @@ fn covered_by_union(ranges: &[crate::plugin::adapter::ByteRange], want: &Range<u
 }
 
 fn reader_role(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let seeded = setup.seeded_vm("a read-only principal is needed")?;
     let cloud = setup.lab("a read-only principal is needed")?;
     let secret = cloud
@@ -663,7 +629,7 @@ fn unconfigured(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     adapters::wrong_credentials(
         ctx,
         &setup.settings,
@@ -672,7 +638,7 @@ fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn endpoint_unavailable(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let dead = adapters::dead_target_settings(ctx, &setup.target, &setup.settings)?;
     adapters::expect_unavailable(ctx, dead, connect_call)
 }

@@ -12,7 +12,7 @@
 //! Cases that change the endpoint create their own VMs (named
 //! `homeward-conformance-…`) and delete them at the end, also when they fail.
 
-use super::adapters::{self, Target, endpoint, scratch_name};
+use super::adapters::{self, Target, scratch_name};
 use crate::conformance::case::ensure;
 use crate::conformance::{
     Case, CaseContext, CaseEnd, ErrorKind, Requirement, expect_error, expect_ok,
@@ -21,8 +21,9 @@ use crate::lab::hypervisor::{self as lab, LabSite};
 use crate::plugin::adapter::{
     DiskFormat, DiskLocator, HypervisorVmSpec, Inventory, ReadinessRequest, Severity, Vm,
 };
-use crate::plugin::{Failure, LoadedPlugin, PluginError, PluginInstance, PluginSettings};
+use crate::plugin::{Failure, PluginError, PluginInstance, PluginSettings};
 use std::collections::BTreeSet;
+use std::path::Path;
 
 /// The cases of this suite.
 pub fn cases() -> Vec<Case> {
@@ -135,54 +136,14 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// The target of a case and the plugin loaded against it.
-struct Setup {
-    target: Target<LabSite>,
-    settings: PluginSettings,
-    plugin: LoadedPlugin,
-}
+type Setup = adapters::Setup<LabSite>;
 
-impl Setup {
-    fn new(ctx: &mut CaseContext<'_>) -> Result<Setup, CaseEnd> {
-        let (target, settings) = match endpoint(ctx)? {
-            Some(endpoint) => {
-                let settings = endpoint.settings.clone();
-                (Target::Endpoint(Box::new(endpoint)), settings)
-            }
-            None => {
-                let dir = ctx.work_dir()?.join("lab-site");
-                let site = LabSite::create(&dir)
-                    .map_err(|e| CaseEnd::Fail(format!("cannot make a lab site: {e}")))?;
-                let settings = site.settings(lab::ADMIN_USER, lab::ADMIN_PASSWORD);
-                (Target::Lab(site), settings)
-            }
-        };
-        let plugin = ctx.load_with(settings.clone())?;
-        Ok(Setup {
-            target,
-            settings,
-            plugin,
-        })
-    }
-
-    fn instance(&self, ctx: &mut CaseContext<'_>) -> Result<PluginInstance, CaseEnd> {
-        ctx.instance_of(&self.plugin)
-    }
-
-    fn lab(&self) -> Option<&LabSite> {
-        match &self.target {
-            Target::Lab(site) => Some(site),
-            Target::Endpoint(_) => None,
-        }
-    }
-
-    fn lab_only(&self, why: &str) -> Result<&LabSite, CaseEnd> {
-        self.lab().ok_or_else(|| {
-            CaseEnd::Skip(format!(
-                "{why}: the suite can arrange that only in a lab, not on a real endpoint"
-            ))
-        })
-    }
+/// A lab site logged in as its administrator.
+fn make_lab(dir: &Path) -> Result<(LabSite, PluginSettings), CaseEnd> {
+    let site =
+        LabSite::create(dir).map_err(|e| CaseEnd::Fail(format!("cannot make a lab site: {e}")))?;
+    let settings = site.settings(lab::ADMIN_USER, lab::ADMIN_PASSWORD);
+    Ok((site, settings))
 }
 
 /// A VM the case created, deleted when the case ends (whatever happened).
@@ -243,7 +204,7 @@ fn create_scratch_vm<'a>(
 }
 
 fn session(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let info = expect_ok("connect", instance.hypervisor_connect())?;
     ensure!(
@@ -268,7 +229,7 @@ fn session(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn inventory_is_consistent(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let inventory = expect_ok("discover", instance.hypervisor_discover())?;
     ensure!(
@@ -363,7 +324,7 @@ fn inventory_is_consistent(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn get_vm(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let inventory = expect_ok("discover", instance.hypervisor_discover())?;
     for listed in inventory.vms.iter().take(3) {
@@ -399,7 +360,7 @@ fn get_vm(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 
 fn missing_objects(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     use crate::plugin::adapter::PowerState;
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let missing = scratch_name("missing");
     expect_error(
@@ -446,7 +407,7 @@ fn missing_objects(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn alternate_location(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let (scratch, spec, inventory) = create_scratch_vm(&mut instance)?;
     let vm = scratch.vm.clone();
@@ -488,7 +449,7 @@ fn alternate_location(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
                     disk.label,
                     datastore.name
                 );
-                if let Some(site) = setup.lab() {
+                if let Target::Lab(site) = &setup.target {
                     let file = site.datastore_path(name).join(path);
                     ensure!(
                         file.is_file(),
@@ -533,7 +494,7 @@ fn alternate_location(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn disks(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let (scratch, _, _) = create_scratch_vm(&mut instance)?;
     let vm_id = scratch.vm.id.clone();
@@ -579,7 +540,7 @@ fn disks(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 
 fn power(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
     use crate::plugin::adapter::PowerState;
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let (scratch, _, _) = create_scratch_vm(&mut instance)?;
     let vm_id = scratch.vm.id.clone();
@@ -636,7 +597,7 @@ fn blocking<'f>(
 }
 
 fn snapshots_block_reprotect(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let mut instance = setup.instance(ctx)?;
     let (scratch, _, _) = create_scratch_vm(&mut instance)?;
     let vm_id = scratch.vm.id.clone();
@@ -707,8 +668,8 @@ fn snapshots_block_reprotect(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn read_only_account(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
-    let site = setup.lab_only("a read-only account is needed")?;
+    let setup = Setup::new(ctx, make_lab)?;
+    let site = setup.lab("a read-only account is needed")?;
     let plugin = ctx.load_with(site.settings(lab::READONLY_USER, lab::READONLY_PASSWORD))?;
     let mut instance = ctx.instance_of(&plugin)?;
     let inventory = expect_ok(
@@ -759,8 +720,8 @@ fn read_only_account(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn free_licence(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
-    let site = setup.lab_only("a free licence is needed")?;
+    let setup = Setup::new(ctx, make_lab)?;
+    let site = setup.lab("a free licence is needed")?;
     let mut instance = setup.instance(ctx)?;
     let licence = expect_ok("get-licence", instance.hypervisor_get_licence())?;
     ensure!(
@@ -799,8 +760,8 @@ fn free_licence(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn disk_endpoints(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
-    let site = setup.lab_only("the datastore mounts are needed to reach disk files")?;
+    let setup = Setup::new(ctx, make_lab)?;
+    let site = setup.lab("the datastore mounts are needed to reach disk files")?;
     let mut instance = setup.instance(ctx)?;
     let (scratch, _, _) = create_scratch_vm(&mut instance)?;
     for disk in &scratch.vm.disks {
@@ -844,7 +805,7 @@ fn unconfigured(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     adapters::wrong_credentials(
         ctx,
         &setup.settings,
@@ -856,7 +817,7 @@ fn wrong_credentials(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
 }
 
 fn endpoint_unavailable(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
-    let setup = Setup::new(ctx)?;
+    let setup = Setup::new(ctx, make_lab)?;
     let dead = adapters::dead_target_settings(ctx, &setup.target, &setup.settings)?;
     adapters::expect_unavailable(ctx, dead, connect_call)
 }
