@@ -53,6 +53,7 @@ pub mod authz;
 pub mod client;
 pub mod convert;
 pub mod fault;
+pub mod findings;
 pub mod inventory;
 pub mod licence;
 pub mod ops;
