@@ -26,30 +26,23 @@ use homeward::plugin::{
     Failure, LoadedPlugin, LogRecorder, PluginError, PluginInstance, PluginSettings, Runtime,
     RuntimeOptions,
 };
+use homeward_tests::api_failure as failure;
 use homeward_tests::azurite::{self, Azurite};
 use homeward_tests::fake_arm::{
     self, CONTRIBUTOR, CONTRIBUTOR_SECRET, FakeArm, READER, READER_SECRET,
 };
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 const BLOCK: u64 = 64 * 1024;
 
-/// One compile cache per test binary: the plugin compiles once.
-fn cache_dir() -> &'static Path {
-    static DIR: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
-
 fn load(settings: PluginSettings) -> (Runtime, LoadedPlugin) {
     static WARM: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = WARM.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(cache_dir().to_path_buf()),
+        cache_dir: Some(homeward_tests::shared_cache_dir().to_path_buf()),
         ..RuntimeOptions::default()
     })
     .unwrap();
@@ -93,13 +86,6 @@ impl Setup {
 
     fn instance(&self) -> PluginInstance {
         self.plugin.instantiate().unwrap()
-    }
-}
-
-fn failure<T: std::fmt::Debug>(result: Result<T, PluginError>) -> Failure {
-    match result {
-        Err(PluginError::Failed { failure, .. }) => failure,
-        other => panic!("expected an API error, got {other:?}"),
     }
 }
 

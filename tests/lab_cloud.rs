@@ -18,6 +18,7 @@ use homeward::plugin::{
     Failure, LoadedPlugin, LogRecorder, PluginError, PluginInstance, PluginSettings, Runtime,
     RuntimeOptions,
 };
+use homeward_tests::api_failure as failure;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -76,7 +77,7 @@ fn load(settings: PluginSettings) -> (Runtime, LoadedPlugin) {
     static LOADING: Mutex<()> = Mutex::new(());
     let _one_at_a_time = LOADING.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(cache_dir().to_path_buf()),
+        cache_dir: Some(homeward_tests::shared_cache_dir().to_path_buf()),
         ..RuntimeOptions::default()
     })
     .unwrap();
@@ -84,20 +85,6 @@ fn load(settings: PluginSettings) -> (Runtime, LoadedPlugin) {
         .load(homeward::embedded::LAB_CLOUD.wasm, "lab-cloud", settings)
         .unwrap();
     (runtime, plugin)
-}
-
-/// One compile cache for the whole binary: the plugin is compiled once.
-fn cache_dir() -> &'static Path {
-    static DIR: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
-
-/// The API error a call returned.
-fn failure<T: std::fmt::Debug>(result: Result<T, PluginError>) -> Failure {
-    match result {
-        Err(PluginError::Failed { failure, .. }) => failure,
-        other => panic!("expected an API error, got {other:?}"),
-    }
 }
 
 fn not_found<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {

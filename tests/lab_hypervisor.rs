@@ -19,6 +19,7 @@ use homeward::plugin::{
     Failure, LoadedPlugin, LogRecorder, PluginError, PluginInstance, PluginSettings, Runtime,
     RuntimeOptions,
 };
+use homeward_tests::api_failure as failure;
 use std::path::Path;
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -73,7 +74,7 @@ fn load(settings: PluginSettings) -> (Runtime, LoadedPlugin) {
 
 fn compile(settings: PluginSettings) -> (Runtime, LoadedPlugin) {
     let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(cache_dir().to_path_buf()),
+        cache_dir: Some(homeward_tests::shared_cache_dir().to_path_buf()),
         ..RuntimeOptions::default()
     })
     .unwrap();
@@ -85,20 +86,6 @@ fn compile(settings: PluginSettings) -> (Runtime, LoadedPlugin) {
         )
         .unwrap();
     (runtime, plugin)
-}
-
-/// One compile cache for the whole test binary: the plugin compiles once.
-fn cache_dir() -> &'static Path {
-    static DIR: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
-
-/// The API error a call returned.
-fn failure<T: std::fmt::Debug>(result: Result<T, PluginError>) -> Failure {
-    match result {
-        Err(PluginError::Failed { failure, .. }) => failure,
-        other => panic!("expected an API error, got {other:?}"),
-    }
 }
 
 fn spec(

@@ -10,9 +10,9 @@ use homeward::plugin::adapter::{
     DiskLocator, Finding, HypervisorVmSpec, Inventory, PowerState, ReadinessRequest, Severity,
 };
 use homeward::plugin::{
-    Failure, LoadedPlugin, LogRecorder, PluginError, PluginInstance, PluginSettings, Runtime,
-    RuntimeOptions,
+    Failure, LoadedPlugin, LogRecorder, PluginInstance, PluginSettings, Runtime, RuntimeOptions,
 };
+pub use homeward_tests::api_failure as failure;
 use homeward_tests::conformance as suite;
 use homeward_tests::vsphere_sim::{Account, Model, VsphereSim};
 use std::cell::{Cell, RefCell};
@@ -22,18 +22,11 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
 
 pub const MIB: u64 = 1 << 20;
 
 /// The privileges the simulator's ReadOnly role holds.
 const READ_ONLY_ROLE: &[&str] = &["System.Anonymous", "System.View", "System.Read"];
-
-/// One compile cache per test binary: the plugin compiles once.
-fn cache_dir() -> &'static Path {
-    static DIR: std::sync::OnceLock<TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
 
 /// The plugin loaded with `settings` (the first load compiles while the
 /// other tests wait).
@@ -41,7 +34,7 @@ pub fn load(plugin: EmbeddedPlugin, settings: PluginSettings) -> (Runtime, Loade
     static WARM: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = WARM.lock().unwrap_or_else(|e| e.into_inner());
     let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: Some(cache_dir().to_path_buf()),
+        cache_dir: Some(homeward_tests::shared_cache_dir().to_path_buf()),
         ..RuntimeOptions::default()
     })
     .unwrap();
@@ -73,14 +66,6 @@ impl Setup {
 
     pub fn instance(&self) -> PluginInstance {
         self.loaded.instantiate().unwrap()
-    }
-}
-
-/// The API error a call returned.
-pub fn failure<T: std::fmt::Debug>(result: Result<T, PluginError>) -> Failure {
-    match result {
-        Err(PluginError::Failed { failure, .. }) => failure,
-        other => panic!("expected an API error, got {other:?}"),
     }
 }
 

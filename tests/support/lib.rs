@@ -40,6 +40,25 @@ pub fn broken_step_path() -> PathBuf {
     PathBuf::from(env!("HOMEWARD_FIXTURE_BROKEN_STEP"))
 }
 
+/// A compile cache shared by every test of one test binary, so a plugin
+/// compiles once per binary however many tests load it.
+pub fn shared_cache_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+/// The API error (`PluginError::Failed`) a plugin call returned; panics on
+/// success or on a stopped call.
+pub fn api_failure<T: std::fmt::Debug>(
+    result: Result<T, homeward::plugin::PluginError>,
+) -> homeward::plugin::Failure {
+    match result {
+        Err(homeward::plugin::PluginError::Failed { failure, .. }) => failure,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
 /// The template plugin's bytes, as embedded in the host.
 pub fn template_wasm() -> &'static [u8] {
     homeward::embedded::TEMPLATE.wasm

@@ -166,7 +166,11 @@ impl VhdFixed {
 
 /// Checks a footer read from the last 512 bytes of `path`, whose data area is
 /// `data_len` bytes; returns its unique id.
-pub(crate) fn check_footer(path: &Path, f: &[u8; 512], data_len: u64) -> Result<[u8; 16], DiskError> {
+pub(crate) fn check_footer(
+    path: &Path,
+    f: &[u8; 512],
+    data_len: u64,
+) -> Result<[u8; 16], DiskError> {
     if !f.starts_with(COOKIE) {
         return Err(DiskError::corrupt(
             path,

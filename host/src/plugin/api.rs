@@ -84,7 +84,10 @@ mod tests {
         assert!(provides(&v("0.1.2"), &v("0.1.1")));
         assert!(!provides(&v("0.1.1"), &v("0.1.2")));
         assert!(same_line(&v("1.2.0"), &v("1.1.5")));
-        assert!(!provides(&v("1.1.5"), &v("1.2.0")), "a 1.2 plugin may call what 1.1.5 lacks");
+        assert!(
+            !provides(&v("1.1.5"), &v("1.2.0")),
+            "a 1.2 plugin may call what 1.1.5 lacks"
+        );
         assert!(provides(&v("1.2.0"), &v("1.1.9")));
     }
 }
