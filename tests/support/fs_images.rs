@@ -84,18 +84,8 @@ pub enum TreeEntry {
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so contents differ per file
-/// and compress badly, without an RNG crate.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+/// and compress badly: the conformance suite's own generator.
+pub use homeward::conformance::suites::fs_images::pseudo_random;
 
 /// The standard source tree, exercising what handlers must read: empty,
 /// one-byte, sub-block, multi-block and multi-megabyte files, a file with

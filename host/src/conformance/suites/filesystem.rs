@@ -703,16 +703,7 @@ fn check_contents(volume: &mut PluginVolume, what: &str, skip: &[&str]) -> Resul
                     first_difference(&got, &content())
                 );
             }
-            Node::Symlink(target) => {
-                let got = expect_ok(
-                    &format!("read-link {path} on the {what}"),
-                    volume.read_link(path),
-                )?;
-                ensure!(
-                    got == target,
-                    "read-link {path} on the {what}: `{got}`, expected `{target}`"
-                );
-            }
+            Node::Symlink(target) => check_link(volume, path, target, what)?,
             Node::Dir => {}
         }
     }
@@ -1129,16 +1120,7 @@ fn check_contents_of(volume: &mut PluginVolume, known: &Known, what: &str) -> Re
                 first_difference(&got, &content())
             );
         }
-        Node::Symlink(target) => {
-            let got = expect_ok(
-                &format!("read-link {path} on the {what}"),
-                volume.read_link(path),
-            )?;
-            ensure!(
-                got == target,
-                "read-link {path} on the {what}: `{got}`, expected `{target}`"
-            );
-        }
+        Node::Symlink(target) => check_link(volume, path, target, what)?,
         Node::Dir => {
             let stat = expect_ok(&format!("stat {path} on the {what}"), volume.stat(path))?;
             ensure!(
@@ -1396,5 +1378,23 @@ fn walk(volume: &mut PluginVolume, what: &str) -> Result<(), CaseEnd> {
             }
         }
     }
+    Ok(())
+}
+
+/// `path` on the volume is a symlink to `target`.
+fn check_link(
+    volume: &mut PluginVolume,
+    path: &str,
+    target: &str,
+    what: &str,
+) -> Result<(), CaseEnd> {
+    let got = expect_ok(
+        &format!("read-link {path} on the {what}"),
+        volume.read_link(path),
+    )?;
+    ensure!(
+        got == target,
+        "read-link {path} on the {what}: `{got}`, expected `{target}`"
+    );
     Ok(())
 }
