@@ -1,6 +1,6 @@
 //! One conformance case: its name, what it needs, and how it ends.
 //!
-//! A case is a plain function over a [`CaseContext`](super::CaseContext). It
+//! A case is a plain function over a [`CaseContext`]. It
 //! returns `Ok(())` when the plugin behaved, [`CaseEnd::Fail`] with the
 //! assertion that did not hold, or [`CaseEnd::Skip`] with the reason it does
 //! not apply (decided at run time, e.g. "the handler claimed none of the

@@ -7,8 +7,8 @@
 //! thumbprint. Either way the handshake signature is still verified, so a
 //! peer must hold the certificate's private key. Verification is never off.
 //!
-//! [`EndpointTrust`] builds one rustls client configuration per endpoint on
-//! first use; [`Connector::send`] carries one request over TCP, TLS and
+//! `EndpointTrust` builds one rustls client configuration per endpoint on
+//! first use; `Connector::send` carries one request over TCP, TLS and
 //! HTTP/1.1 within the request's timeouts (the shape of
 //! `wasmtime_wasi_http::default_send_request`, which still serves endpoints
 //! without a setting). A refused certificate ends the connection before any
