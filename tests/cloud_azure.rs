@@ -176,9 +176,19 @@ fn get_vm_reports_disks_nics_private_ips_and_power() {
         .arm
         .add_vm("web01", &[30, 4, 2], "vnet1", "app", "10.20.1.10");
     let mut instance = setup.instance();
+    let logs = recorder(&mut instance);
     let vm = instance.cloud_get_vm(&seeded.id).unwrap();
     assert_eq!(vm.id, seeded.id);
     assert_eq!(vm.name, "web01");
+    // No storage configured: no blob to list snapshots of, and get-vm still answers.
+    assert!(vm.snapshots.is_empty(), "{:?}", vm.snapshots);
+    let lines = logs.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("debug ") && l.contains("snapshots not listed")),
+        "{lines:?}"
+    );
     assert!(!vm.uuid.is_empty());
     assert_eq!(vm.power, PowerState::PoweredOn);
     assert_eq!(vm.guest_os, "Linux");
@@ -857,6 +867,10 @@ fn two_snapshots(
     let id = format!("disks/{blob}");
     let base = instance.cloud_create_snapshot(&id).unwrap();
     assert!(base.created_at > 1_600_000_000_000, "{base:?}");
+    assert_eq!(
+        base.parent_id, None,
+        "the blob's first snapshot has no parent"
+    );
     // Inside block 0; across the blocks at 1 MiB; in block 48; and the same
     // bytes again at 2 MiB (written, but unchanged).
     disk.write_at(&pattern(512, 9), 4096).unwrap();
@@ -866,6 +880,8 @@ fn two_snapshots(
     disk.flush().unwrap();
     let target = instance.cloud_create_snapshot(&id).unwrap();
     assert_ne!(base.id, target.id);
+    assert_eq!(target.parent_id.as_deref(), Some(base.id.as_str()));
+    assert!(target.created_at >= base.created_at, "{base:?} {target:?}");
     let expected = vec![
         (0, BLOCK),
         (MIB - BLOCK, MIB + BLOCK),
@@ -915,6 +931,113 @@ fn snapshots_and_changed_ranges_by_compare_are_exactly_the_changed_blocks() {
         Failure::NotFound(_)
     ));
     instance.cloud_delete_snapshot(id, &target).unwrap();
+}
+
+#[test]
+fn snapshot_parents_chain_per_disk_past_deletions_and_look_alike_blobs() {
+    let storage = Storage::new(&[]);
+    let mut instance = storage.setup.instance();
+    drop(storage.azurite.create_disk("disks", "db01-os.vhd", MIB));
+    // A blob whose name starts with the disk's: the prefix listing finds it,
+    // its snapshots must not become the disk's parents.
+    drop(storage.azurite.create_disk("disks", "db01-os.vhd.bak", MIB));
+    let id = "disks/db01-os.vhd";
+    let first = instance.cloud_create_snapshot(id).unwrap();
+    let other = instance
+        .cloud_create_snapshot("disks/db01-os.vhd.bak")
+        .unwrap();
+    assert_eq!(other.parent_id, None);
+    let second = instance.cloud_create_snapshot(id).unwrap();
+    assert_eq!(second.parent_id.as_deref(), Some(first.id.as_str()));
+    assert_eq!(second.name, format!("db01-os@{}", second.id));
+    assert!(!second.quiesced);
+    let third = instance.cloud_create_snapshot(id).unwrap();
+    assert_eq!(third.parent_id.as_deref(), Some(second.id.as_str()));
+    // The parent is the newest snapshot still there.
+    instance.cloud_delete_snapshot(id, &third.id).unwrap();
+    let fourth = instance.cloud_create_snapshot(id).unwrap();
+    assert_eq!(fourth.parent_id.as_deref(), Some(second.id.as_str()));
+}
+
+#[test]
+fn get_vm_lists_its_disks_snapshots_oldest_first_per_disk_with_parents() {
+    let storage = Storage::new(&[]);
+    let seeded = storage
+        .setup
+        .arm
+        .add_vm("web01", &[4, 2, 2], "vnet1", "app", "10.20.1.10");
+    // Managed disks map to `disks/<name>.vhd`; web01-data1 has no blob at all.
+    drop(storage.azurite.create_disk("disks", "web01-os.vhd", MIB));
+    drop(storage.azurite.create_disk("disks", "web01-data0.vhd", MIB));
+    drop(
+        storage
+            .azurite
+            .create_disk("disks", "web01-os.vhd.bak", MIB),
+    );
+    let mut instance = storage.setup.instance();
+    let os = &seeded.disk_ids[0];
+    let data = &seeded.disk_ids[1];
+    // Taken interleaved, so the answer's order is per disk, not by time.
+    let os1 = instance.cloud_create_snapshot(os).unwrap();
+    let data1 = instance.cloud_create_snapshot(data).unwrap();
+    instance
+        .cloud_create_snapshot("disks/web01-os.vhd.bak")
+        .unwrap();
+    let os2 = instance.cloud_create_snapshot(os).unwrap();
+    assert_eq!(os2.parent_id.as_deref(), Some(os1.id.as_str()));
+
+    let vm = instance.cloud_get_vm(&seeded.id).unwrap();
+    assert_eq!(vm.disks.len(), 3);
+    let got: Vec<(&str, &str, Option<&str>, u64)> = vm
+        .snapshots
+        .iter()
+        .map(|s| {
+            (
+                s.id.as_str(),
+                s.name.as_str(),
+                s.parent_id.as_deref(),
+                s.created_at,
+            )
+        })
+        .collect();
+    let os1_name = format!("web01-os@{}", os1.id);
+    let os2_name = format!("web01-os@{}", os2.id);
+    let data1_name = format!("web01-data0@{}", data1.id);
+    assert_eq!(
+        got,
+        [
+            (os1.id.as_str(), os1_name.as_str(), None, os1.created_at),
+            (
+                os2.id.as_str(),
+                os2_name.as_str(),
+                Some(os1.id.as_str()),
+                os2.created_at
+            ),
+            (
+                data1.id.as_str(),
+                data1_name.as_str(),
+                None,
+                data1.created_at
+            ),
+        ]
+    );
+    assert!(
+        vm.snapshots
+            .iter()
+            .all(|s| !s.quiesced && s.description.is_empty() && s.created_at > 1_600_000_000_000),
+        "{:?}",
+        vm.snapshots
+    );
+
+    // A deleted snapshot leaves the listing; the rest still chain.
+    instance.cloud_delete_snapshot(os, &os1.id).unwrap();
+    let vm = instance.cloud_get_vm(&seeded.id).unwrap();
+    let ids: Vec<(&str, Option<&str>)> = vm
+        .snapshots
+        .iter()
+        .map(|s| (s.id.as_str(), s.parent_id.as_deref()))
+        .collect();
+    assert_eq!(ids, [(os2.id.as_str(), None), (data1.id.as_str(), None)]);
 }
 
 #[test]

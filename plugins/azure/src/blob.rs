@@ -1,7 +1,8 @@
 //! Page blobs over the Blob service REST API (`x-ms-version` 2021-08-06),
 //! signed with the account's Shared Key or authorised by a SAS: properties
-//! (HEAD), `Snapshot Blob`, deleting a snapshot, `Get Page Ranges` (with
-//! `prevsnapshot` for the service's diff) and ranged reads.
+//! (HEAD), `Snapshot Blob`, listing a blob's snapshots (`List Blobs` on its
+//! container), deleting a snapshot, `Get Page Ranges` (with `prevsnapshot`
+//! for the service's diff) and ranged reads.
 //!
 //! Shared Key follows "Authorize with Shared Key" for version 2009-09-19
 //! and later: the string to sign is the verb, the standard headers (all
@@ -12,7 +13,7 @@
 //! the path itself starts with the account, so it appears twice, as the
 //! service expects.
 
-use crate::crypto::{self, hmac_sha256};
+use crate::crypto::{self, hmac_sha256, iso8601_millis};
 use crate::fault;
 use crate::settings::{Storage, StorageCredential};
 use crate::transport::Transport;
@@ -141,14 +142,29 @@ impl<'a> PageBlob<'a> {
         )
     }
 
-    /// Sends one signed request.
+    /// The URL of the blob's container.
+    fn container_url(&self) -> String {
+        format!("{}/{}", self.storage.endpoint, self.container)
+    }
+
+    /// Sends one signed request to the blob.
     fn send(
         &self,
         method: Method,
         query: &[(&str, &str)],
+        headers: Vec<(String, String)>,
+    ) -> Result<Response, Error> {
+        self.send_to(self.url(), method, query, headers)
+    }
+
+    /// Sends one signed request to `url` (the blob's or its container's).
+    fn send_to(
+        &self,
+        url: String,
+        method: Method,
+        query: &[(&str, &str)],
         mut headers: Vec<(String, String)>,
     ) -> Result<Response, Error> {
-        let url = self.url();
         let mut query_text: Vec<String> = query
             .iter()
             .map(|(n, v)| format!("{n}={}", query_encode(v)))
@@ -235,6 +251,43 @@ impl<'a> PageBlob<'a> {
                     self.label()
                 ))
             })
+    }
+
+    /// The ids (`x-ms-snapshot` timestamps) of the blob's snapshots, oldest
+    /// first: `List Blobs` on the container with `include=snapshots` and the
+    /// blob's name as prefix, page by page, keeping exact name matches (the
+    /// prefix also matches `os.vhd.bak`). A missing container holds no
+    /// snapshots.
+    pub fn snapshots(&self) -> Result<Vec<String>, Error> {
+        let what = format!("snapshots of {}", self.label());
+        let mut stamps = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let mut query = vec![
+                ("restype", "container"),
+                ("comp", "list"),
+                ("include", "snapshots"),
+                ("prefix", self.blob.as_str()),
+            ];
+            if !marker.is_empty() {
+                query.push(("marker", marker.as_str()));
+            }
+            let response = self.send_to(self.container_url(), Method::Get, &query, Vec::new())?;
+            match response.status {
+                200 => {}
+                404 => return Ok(Vec::new()),
+                _ => return Err(self.fail(&response, &what)),
+            }
+            let (page, next) = parse_snapshot_list(&response.body, &self.blob)?;
+            stamps.extend(page);
+            match next {
+                // A marker that does not move would page forever (until the deadline).
+                Some(next) if !next.is_empty() && next != marker => marker = next,
+                _ => break,
+            }
+        }
+        sort_oldest_first(&mut stamps);
+        Ok(stamps)
     }
 
     /// Deletes snapshot `snapshot`; `false` when there was none.
@@ -351,6 +404,57 @@ pub fn parse_page_list(body: &[u8]) -> Result<PageList, Error> {
     Ok((ranges, next))
 }
 
+/// Sorts snapshot timestamps oldest first: by their time, then by their
+/// text (the service writes sub-millisecond digits the time does not keep).
+pub fn sort_oldest_first(stamps: &mut [String]) {
+    stamps.sort_by(|a, b| (iso8601_millis(a), a.as_str()).cmp(&(iso8601_millis(b), b.as_str())));
+}
+
+/// The snapshot ids in one page of a `List Blobs` answer: the `Snapshot` of
+/// every `Blob` named exactly `blob` (the blob itself has none), and the
+/// page's `NextMarker`.
+pub fn parse_snapshot_list(
+    body: &[u8],
+    blob: &str,
+) -> Result<(Vec<String>, Option<String>), Error> {
+    let bad = |why: String| {
+        Error::internal(format!(
+            "Blob storage sent a blob list that does not parse: {why}"
+        ))
+    };
+    let text = std::str::from_utf8(body).map_err(|e| bad(e.to_string()))?;
+    let text = text.trim_start_matches('\u{feff}');
+    let doc = roxmltree::Document::parse(text).map_err(|e| bad(e.to_string()))?;
+    let child_text = |node: roxmltree::Node<'_, '_>, name: &str| -> String {
+        node.children()
+            .find(|c| c.has_tag_name(name))
+            .and_then(|c| c.text())
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let root = doc.root_element();
+    let mut stamps = Vec::new();
+    for list in root.children().filter(|n| n.has_tag_name("Blobs")) {
+        for entry in list.children().filter(|n| n.has_tag_name("Blob")) {
+            if child_text(entry, "Name") != blob {
+                continue;
+            }
+            let stamp = child_text(entry, "Snapshot");
+            if !stamp.is_empty() {
+                stamps.push(stamp);
+            }
+        }
+    }
+    let next = root
+        .children()
+        .find(|n| n.has_tag_name("NextMarker"))
+        .and_then(|n| n.text())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    Ok((stamps, next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +492,50 @@ mod tests {
             parse_page_list(b"<PageList><PageRange><Start>9</Start></PageRange></PageList>")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn snapshot_lists_keep_exact_names_and_sort_oldest_first() {
+        let xml = b"\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"utf-8\"?>\
+<EnumerationResults ServiceEndpoint=\"http://x/devstoreaccount1\" ContainerName=\"disks\">\
+<Prefix>vm1/os.vhd</Prefix><Blobs>\
+<Blob><Name>vm1/os.vhd</Name><Snapshot>2024-05-01T10:00:02.0000001Z</Snapshot><Properties/></Blob>\
+<Blob><Name>vm1/os.vhd</Name><Snapshot>2024-05-01T10:00:01.5000000Z</Snapshot><Properties/></Blob>\
+<Blob><Name>vm1/os.vhd</Name><Properties/></Blob>\
+<Blob><Name>vm1/os.vhd.bak</Name><Snapshot>2024-05-01T09:00:00.0000000Z</Snapshot></Blob>\
+</Blobs><NextMarker>2!abc</NextMarker></EnumerationResults>";
+        let (mut stamps, next) = parse_snapshot_list(xml, "vm1/os.vhd").unwrap();
+        assert_eq!(
+            stamps,
+            [
+                "2024-05-01T10:00:02.0000001Z",
+                "2024-05-01T10:00:01.5000000Z"
+            ]
+        );
+        assert_eq!(next.as_deref(), Some("2!abc"));
+        sort_oldest_first(&mut stamps);
+        assert_eq!(
+            stamps,
+            [
+                "2024-05-01T10:00:01.5000000Z",
+                "2024-05-01T10:00:02.0000001Z"
+            ]
+        );
+        // Same millisecond: the finer digits decide.
+        let mut close = vec![
+            "2024-05-01T10:00:00.0001002Z".to_string(),
+            "2024-05-01T10:00:00.0001001Z".to_string(),
+        ];
+        sort_oldest_first(&mut close);
+        assert_eq!(close[0], "2024-05-01T10:00:00.0001001Z");
+
+        let (none, next) = parse_snapshot_list(
+            b"<EnumerationResults><Blobs/><NextMarker/></EnumerationResults>",
+            "a",
+        )
+        .unwrap();
+        assert!(none.is_empty());
+        assert_eq!(next, None);
+        assert!(parse_snapshot_list(b"<EnumerationResults>", "a").is_err());
     }
 }

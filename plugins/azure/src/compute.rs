@@ -5,10 +5,10 @@
 use crate::arm::{Arm, COMPUTE_API, ResourceId, text};
 use crate::disks::{self, DiskRef};
 use crate::network::{self, Prefix};
-use homeward_sdk::Error;
 use homeward_sdk::cloud_adapter::exports::homeward::plugin::cloud::VmSpec;
 use homeward_sdk::http::Method;
-use homeward_sdk::types::{Disk, PowerState, Vm};
+use homeward_sdk::types::{Disk, PowerState, Snapshot, Vm};
+use homeward_sdk::{Error, log};
 use serde_json::{Value, json};
 use std::net::Ipv4Addr;
 
@@ -64,8 +64,13 @@ pub fn get_vm(arm: &Arm<'_>, id: &str) -> Result<Vm, Error> {
     to_api(arm, &id, &vm)
 }
 
-/// The record of one disk entry of a VM's storage profile.
-fn disk_entry(arm: &Arm<'_>, entry: &Value, position: Option<u32>) -> Result<Disk, Error> {
+/// The record of one disk entry of a VM's storage profile, and the page
+/// blob it maps to when it is in the configured account (or managed).
+fn disk_entry(
+    arm: &Arm<'_>,
+    entry: &Value,
+    position: Option<u32>,
+) -> Result<(Disk, Option<DiskRef>), Error> {
     let managed = text(entry, "/managedDisk/id");
     let uri = text(entry, "/vhd/uri");
     let (id, disk_ref) = if !managed.is_empty() {
@@ -89,7 +94,7 @@ fn disk_entry(arm: &Arm<'_>, entry: &Value, position: Option<u32>) -> Result<Dis
         .unwrap_or(0)
         .saturating_mul(GIB);
     let name = non_empty(text(entry, "/name"), &id);
-    Ok(disks::record(
+    let disk = disks::record(
         arm.settings,
         &id,
         disk_ref.as_ref(),
@@ -97,7 +102,33 @@ fn disk_entry(arm: &Arm<'_>, entry: &Value, position: Option<u32>) -> Result<Dis
         capacity,
         position,
         None,
-    ))
+    );
+    Ok((disk, disk_ref))
+}
+
+/// The snapshots of the disks in `disk_refs` (page blobs), oldest first per
+/// disk. Without storage settings there is no blob to ask, which is no
+/// reason to fail `get-vm`: the list stays empty (logged at debug).
+fn disk_snapshots(
+    arm: &Arm<'_>,
+    vm_name: &str,
+    disk_refs: &[DiskRef],
+) -> Result<Vec<Snapshot>, Error> {
+    if disk_refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(storage) = arm.settings.storage.as_ref() else {
+        log::debug(&format!(
+            "virtual machine `{vm_name}`: disk snapshots not listed, as no storage is configured \
+             (config `storage-account`) to map its disks to page blobs"
+        ));
+        return Ok(Vec::new());
+    };
+    let mut snapshots = Vec::new();
+    for disk_ref in disk_refs {
+        snapshots.extend(disks::snapshots_of(storage, arm.transport, disk_ref)?);
+    }
+    Ok(snapshots)
 }
 
 fn non_empty(value: &str, fallback: &str) -> String {
@@ -109,12 +140,13 @@ pub fn to_api(arm: &Arm<'_>, id: &ResourceId, vm: &Value) -> Result<Vm, Error> {
     let props = &vm["properties"];
     let storage = &props["storageProfile"];
     let mut api_disks = Vec::new();
+    let mut disk_refs = Vec::new();
     if !storage["osDisk"].is_null() {
-        api_disks.push(disk_entry(arm, &storage["osDisk"], None)?);
-        if let Some(d) = api_disks.last_mut() {
-            d.controller = Some("osDisk".to_string());
-            d.properties.push(("role".to_string(), "os".to_string()));
-        }
+        let (mut disk, disk_ref) = disk_entry(arm, &storage["osDisk"], None)?;
+        disk.controller = Some("osDisk".to_string());
+        disk.properties.push(("role".to_string(), "os".to_string()));
+        api_disks.push(disk);
+        disk_refs.extend(disk_ref);
     }
     let mut data: Vec<&Value> = storage["dataDisks"]
         .as_array()
@@ -124,12 +156,15 @@ pub fn to_api(arm: &Arm<'_>, id: &ResourceId, vm: &Value) -> Result<Vm, Error> {
     data.sort_by_key(|d| d["lun"].as_u64().unwrap_or(u64::MAX));
     for entry in data {
         let lun = entry["lun"].as_u64().and_then(|l| u32::try_from(l).ok());
-        let mut disk = disk_entry(arm, entry, lun)?;
+        let (mut disk, disk_ref) = disk_entry(arm, entry, lun)?;
         disk.controller = Some("dataDisks".to_string());
         disk.properties
             .push(("role".to_string(), "data".to_string()));
         api_disks.push(disk);
+        disk_refs.extend(disk_ref);
     }
+    let name = non_empty(text(vm, "/name"), &id.name);
+    let snapshots = disk_snapshots(arm, &name, &disk_refs)?;
     let code = power_code(vm);
     let mut properties = vec![
         (
@@ -164,14 +199,14 @@ pub fn to_api(arm: &Arm<'_>, id: &ResourceId, vm: &Value) -> Result<Vm, Error> {
     }
     Ok(Vm {
         id: non_empty(text(vm, "/id"), &id.path()),
-        name: non_empty(text(vm, "/name"), &id.name),
+        name,
         uuid: text(vm, "/properties/vmId").to_string(),
         power: power_state(&code),
         guest_os: text(vm, "/properties/storageProfile/osDisk/osType").to_string(),
         host_id: None,
         disks: api_disks,
         nics,
-        snapshots: Vec::new(),
+        snapshots,
         properties,
     })
 }

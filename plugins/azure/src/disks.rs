@@ -1,6 +1,6 @@
 //! Disks as page blobs in VHD-fixed format: disk ids, `disk-endpoint`,
-//! blob snapshots (`create-snapshot`, `delete-snapshot`) and
-//! `changed-ranges`.
+//! blob snapshots (`create-snapshot`, `delete-snapshot`, a disk's snapshot
+//! chain for `get-vm`) and `changed-ranges`.
 //!
 //! A disk id is either `container/blob` (a page blob of the configured
 //! storage account, what an unmanaged VM disk's `vhd.uri` names) or a
@@ -264,8 +264,44 @@ pub fn endpoint(
     Ok(disk)
 }
 
+/// The API's record of snapshot `stamp` of the disk named `disk_name`
+/// (`create-snapshot` and `get-vm` describe a snapshot alike).
+fn snapshot_record(disk_name: &str, stamp: &str, parent_id: Option<String>) -> Snapshot {
+    Snapshot {
+        id: stamp.to_string(),
+        name: format!("{disk_name}@{stamp}"),
+        description: String::new(),
+        created_at: iso8601_millis(stamp).unwrap_or(0),
+        parent_id,
+        quiesced: false,
+    }
+}
+
+/// The snapshots of the page blob `disk_ref` maps to, oldest first, each
+/// the child of the one before (the chain `create-snapshot` builds). A blob
+/// or container that does not exist has none.
+pub fn snapshots_of(
+    storage: &Storage,
+    transport: &Transport,
+    disk_ref: &DiskRef,
+) -> Result<Vec<Snapshot>, Error> {
+    let (container, blob_name) = disk_ref.blob_path(storage);
+    let blob = PageBlob::new(storage, transport, &container, &blob_name);
+    let name = disk_ref.blob_stem();
+    let mut parent: Option<String> = None;
+    Ok(blob
+        .snapshots()?
+        .into_iter()
+        .map(|stamp| {
+            let record = snapshot_record(&name, &stamp, parent.take());
+            parent = Some(stamp);
+            record
+        })
+        .collect())
+}
+
 /// `create-snapshot`: a blob snapshot (crash-consistent); its id is the
-/// `x-ms-snapshot` timestamp.
+/// `x-ms-snapshot` timestamp, its parent the blob's newest snapshot before it.
 pub fn create_snapshot(
     settings: &Settings,
     transport: &Transport,
@@ -273,15 +309,9 @@ pub fn create_snapshot(
 ) -> Result<Snapshot, Error> {
     let storage = settings.storage("create-snapshot")?;
     let (disk_ref, blob, _) = open(storage, transport, id)?;
+    let parent = blob.snapshots()?.pop();
     let stamp = blob.snapshot()?;
-    Ok(Snapshot {
-        id: stamp.clone(),
-        name: format!("{}@{stamp}", disk_ref.blob_stem()),
-        description: format!("blob snapshot of {}", blob.label()),
-        created_at: iso8601_millis(&stamp).unwrap_or(0),
-        parent_id: None,
-        quiesced: false,
-    })
+    Ok(snapshot_record(&disk_ref.blob_stem(), &stamp, parent))
 }
 
 /// A snapshot of `blob` that must exist; `not-found` naming it otherwise

@@ -66,7 +66,10 @@
 //!   prefix length, the subnet's gateway, the NIC's DNS servers or Azure's
 //!   `168.63.129.16`); properties `nic.<i>.id`, `nic.<i>.allocation`,
 //!   `size`, `location`, `resource-group`, `provisioning-state`. Snapshots:
-//!   none (blob snapshots belong to disks: `create-snapshot` returns them).
+//!   those of its disks that map to page blobs, oldest first per disk
+//!   (`List Blobs` with `include=snapshots`), named `<disk>@<timestamp>`,
+//!   `parent-id` chained per disk, `quiesced` false, description empty;
+//!   none without storage settings (logged at debug; get-vm still answers).
 //! - `power-off(id, deallocate)`: POST `powerOff` or `deallocate` and wait
 //!   for the operation; a VM already in that state is left alone.
 //! - `start(id)`: POST `start` and wait; a running VM is left alone.
@@ -89,8 +92,10 @@
 //!   `disk-endpoint` checks the blob is a page blob ending in a VHD footer
 //!   and answers `locator: blob(url, shared-key | sas-token)`, format
 //!   `vhd-fixed`; `read-write` on a leased blob is `conflict`.
-//!   `create-snapshot` is `Snapshot Blob`; the snapshot id is the
-//!   `x-ms-snapshot` timestamp. `delete-snapshot` deletes it.
+//!   `create-snapshot` lists the blob's snapshots, then `Snapshot Blob`;
+//!   the snapshot id is the `x-ms-snapshot` timestamp, `parent-id` the
+//!   newest snapshot before it (as in the lab cloud), `created-at` the
+//!   timestamp. `delete-snapshot` deletes it.
 //!   `changed-ranges` uses the configured method and logs it:
 //!   `service-diff` (Get Page Ranges with `prevsnapshot`; Azurite's answer
 //!   to it is wrong, which is why it is not the default) or
