@@ -20,6 +20,7 @@
 //! - [`cli`]: the `homeward` command.
 
 pub mod bench;
+pub mod bench_page_blob;
 pub mod cli;
 pub mod config;
 pub mod conformance;

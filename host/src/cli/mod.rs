@@ -69,6 +69,9 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         scale: u32,
     },
+    /// Write, read, allocated-only read and snapshot compare of Azure page
+    /// blobs through the page-blob device (`scripts/bench-page-blob`).
+    PageBlob(crate::bench_page_blob::PageBlobArgs),
 }
 
 /// Runs the `homeward` command with the process's arguments, printing to stdout.
@@ -105,6 +108,9 @@ where
         Command::Plugin(cmd) => plugin_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Bench(BenchCommand::Plugins { scale }) => crate::bench::run_and_print(scale, out),
+        Command::Bench(BenchCommand::PageBlob(args)) => {
+            crate::bench_page_blob::run_and_print(&args, out)
+        }
         Command::Fs(cmd) => fs_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Guest(cmd) => guest_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Sync(args) => sync_cmd::sync(args, cli.config.as_deref(), out),
