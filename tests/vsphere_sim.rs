@@ -4,90 +4,8 @@
 //! port when stopped, and the adapter settings point at them.
 
 use homeward::plugin::PluginSettings;
-use homeward_tests::vsphere_sim::{Account, Model, VsphereSim};
-use std::io::{Read, Write};
+use homeward_tests::vsphere_sim::{Account, Model, SoapAnswer, VsphereSim};
 use std::net::TcpStream;
-use std::time::Duration;
-
-/// An answer of the SOAP endpoint.
-struct Answer {
-    status: u16,
-    cookie: Option<String>,
-    body: String,
-}
-
-impl Answer {
-    /// Text of the first element with this local name.
-    fn text(&self, name: &str) -> Option<String> {
-        let doc = roxmltree::Document::parse(&self.body).expect("answer is XML");
-        doc.descendants()
-            .find(|n| n.tag_name().name() == name)
-            .and_then(|n| n.text())
-            .map(str::to_string)
-    }
-
-    /// Texts of every element with this local name.
-    fn texts(&self, name: &str) -> Vec<String> {
-        let doc = roxmltree::Document::parse(&self.body).expect("answer is XML");
-        doc.descendants()
-            .filter(|n| n.tag_name().name() == name)
-            .filter_map(|n| n.text().map(str::to_string))
-            .collect()
-    }
-
-    /// The `xsi:type` of the fault detail, e.g. `InvalidLogin`.
-    fn fault_type(&self) -> Option<String> {
-        let doc = roxmltree::Document::parse(&self.body).expect("answer is XML");
-        let detail = doc
-            .descendants()
-            .find(|n| n.tag_name().name() == "detail")?;
-        let fault = detail.children().find(|n| n.is_element())?;
-        fault
-            .attribute(("http://www.w3.org/2001/XMLSchema-instance", "type"))
-            .map(str::to_string)
-    }
-}
-
-/// POSTs one SOAP body over a fresh HTTP/1.0 connection (so the answer is
-/// never chunked and ends when the server closes).
-fn soap(sim: &VsphereSim, cookie: Option<&str>, call: &str) -> Answer {
-    let envelope = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>{call}</soapenv:Body></soapenv:Envelope>"#
-    );
-    let mut stream = TcpStream::connect(sim.host_port()).expect("connect to the simulator");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let cookie_header = cookie
-        .map(|c| format!("Cookie: vmware_soap_session={c}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "POST /sdk HTTP/1.0\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"urn:vim25/6.5\"\r\n{cookie_header}Content-Length: {}\r\n\r\n{envelope}",
-        sim.host_port(),
-        envelope.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read the answer");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let cookie = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .find_map(|(_, v)| v.trim().strip_prefix("vmware_soap_session="))
-        .map(|v| v.split(';').next().unwrap_or_default().to_string());
-    Answer {
-        status,
-        cookie,
-        body: body.to_string(),
-    }
-}
 
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -105,9 +23,7 @@ struct Content {
 }
 
 fn service_content(sim: &VsphereSim) -> Content {
-    let answer = soap(
-        sim,
-        None,
+    let answer = sim.soap(None,
         r#"<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>"#,
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -125,10 +41,8 @@ fn service_content(sim: &VsphereSim) -> Content {
     }
 }
 
-fn login(sim: &VsphereSim, content: &Content, user: &str, password: &str) -> Answer {
-    soap(
-        sim,
-        None,
+fn login(sim: &VsphereSim, content: &Content, user: &str, password: &str) -> SoapAnswer {
+    sim.soap(None,
         &format!(
             r#"<Login xmlns="urn:vim25"><_this type="SessionManager">{}</_this><userName>{}</userName><password>{}</password></Login>"#,
             content.session_manager,
@@ -158,9 +72,7 @@ fn privileges_on_root(
         .iter()
         .map(|p| format!("<privId>{p}</privId>"))
         .collect();
-    let answer = soap(
-        sim,
-        Some(cookie),
+    let answer = sim.soap(Some(cookie),
         &format!(
             r#"<HasPrivilegeOnEntities xmlns="urn:vim25"><_this type="AuthorizationManager">{}</_this><entity type="Folder">{}</entity><sessionId>{cookie}</sessionId>{ids}</HasPrivilegeOnEntities>"#,
             content.authorization_manager, content.root_folder
@@ -175,10 +87,8 @@ fn privileges_on_root(
         .collect()
 }
 
-fn add_license(sim: &VsphereSim, content: &Content, cookie: &str, key: &str) -> Answer {
-    soap(
-        sim,
-        Some(cookie),
+fn add_license(sim: &VsphereSim, content: &Content, cookie: &str, key: &str) -> SoapAnswer {
+    sim.soap(Some(cookie),
         &format!(
             r#"<AddLicense xmlns="urn:vim25"><_this type="LicenseManager">{}</_this><licenseKey>{key}</licenseKey></AddLicense>"#,
             content.license_manager

@@ -14,11 +14,10 @@ use homeward::plugin::{
 };
 pub use homeward_tests::api_failure as failure;
 use homeward_tests::conformance as suite;
-use homeward_tests::vsphere_sim::{Account, Model, VsphereSim};
+use homeward_tests::vsphere_sim::{Account, Model, SoapAnswer, VsphereSim};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,68 +86,22 @@ pub fn blocking<'f>(findings: &'f [Finding], check: &str) -> Option<&'f Finding>
 
 // --- raw SOAP, for what only an administrator does -------------------------
 
-/// Posts one vim25 call; returns (status, set-cookie session, body).
-fn soap(sim: &VsphereSim, cookie: Option<&str>, call: &str) -> (u16, Option<String>, String) {
-    let envelope = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>{call}</soapenv:Body></soapenv:Envelope>"#
-    );
-    let mut stream = TcpStream::connect(sim.host_port()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let cookie_header = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "POST /sdk HTTP/1.0\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"urn:vim25/6.5\"\r\n{cookie_header}Content-Length: {}\r\n\r\n{envelope}",
-        sim.host_port(),
-        envelope.len()
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let cookie = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.trim().split(';').next().unwrap_or_default().to_string())
-        .next();
-    (status, cookie, body.to_string())
-}
-
-/// The text of the first element `<name ...>` in `xml`.
-fn element_text(xml: &str, name: &str) -> Option<String> {
-    let start = xml.find(&format!("<{name}"))?;
-    let open_end = start + xml[start..].find('>')? + 1;
-    let close = open_end + xml[open_end..].find(&format!("</{name}>"))?;
-    Some(xml[open_end..close].to_string())
-}
-
 /// A logged-in administrator's session cookie and the service content.
-fn admin_session(sim: &VsphereSim) -> (String, String) {
-    let (_, _, content) = soap(
-        sim,
+fn admin_session(sim: &VsphereSim) -> (String, SoapAnswer) {
+    let content = sim.soap(
         None,
         r#"<RetrieveServiceContent xmlns="urn:vim25"><_this type="ServiceInstance">ServiceInstance</_this></RetrieveServiceContent>"#,
     );
-    let session_manager = element_text(&content, "sessionManager").unwrap();
+    let session_manager = content.text("sessionManager").unwrap();
     let (user, password) = sim.admin();
-    let (status, cookie, body) = soap(
-        sim,
+    let login = sim.soap(
         None,
         &format!(
             r#"<Login xmlns="urn:vim25"><_this type="SessionManager">{session_manager}</_this><userName>{user}</userName><password>{password}</password></Login>"#
         ),
     );
-    assert_eq!(status, 200, "{body}");
-    (cookie.unwrap(), content)
+    assert_eq!(login.status, 200, "{}", login.body);
+    (login.cookie.unwrap(), content)
 }
 
 /// Adds a licence key through the LicenseManager, as the administrator.
@@ -157,40 +110,37 @@ fn admin_session(sim: &VsphereSim) -> (String, String) {
 /// reads for keys the endpoint left undecoded.
 pub fn add_licence(sim: &VsphereSim, key: &str, edition: &str, product: &str) {
     let (cookie, content) = admin_session(sim);
-    let license_manager = element_text(&content, "licenseManager").unwrap();
-    let (status, _, body) = soap(
-        sim,
+    let license_manager = content.text("licenseManager").unwrap();
+    let answer = sim.soap(
         Some(&cookie),
         &format!(
             r#"<AddLicense xmlns="urn:vim25"><_this type="LicenseManager">{license_manager}</_this><licenseKey>{key}</licenseKey><labels><key>edition</key><value>{edition}</value></labels><labels><key>product</key><value>{product}</value></labels></AddLicense>"#
         ),
     );
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
 /// Mounts a new local datastore `name`, backed by `dir`, on host `host_id`
 /// only (`HostDatastoreSystem.CreateLocalDatastore`, as the administrator).
 pub fn add_datastore(sim: &VsphereSim, host_id: &str, name: &str, dir: &Path) {
     let (cookie, content) = admin_session(sim);
-    let collector = element_text(&content, "propertyCollector").unwrap();
-    let (status, _, body) = soap(
-        sim,
+    let collector = content.text("propertyCollector").unwrap();
+    let answer = sim.soap(
         Some(&cookie),
         &format!(
             r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this type="PropertyCollector">{collector}</_this><specSet><propSet><type>HostSystem</type><pathSet>configManager.datastoreSystem</pathSet></propSet><objectSet><obj type="HostSystem">{host_id}</obj></objectSet></specSet><options></options></RetrievePropertiesEx>"#
         ),
     );
-    assert_eq!(status, 200, "{body}");
-    let system = element_text(&body, "val").unwrap();
-    let (status, _, body) = soap(
-        sim,
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let system = answer.text("val").unwrap();
+    let answer = sim.soap(
         Some(&cookie),
         &format!(
             r#"<CreateLocalDatastore xmlns="urn:vim25"><_this type="HostDatastoreSystem">{system}</_this><name>{name}</name><path>{}</path></CreateLocalDatastore>"#,
             dir.display()
         ),
     );
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
 // --- log capture -----------------------------------------------------------

@@ -10,7 +10,8 @@
 
 use homeward::config::{HostPort, Secret};
 use homeward::plugin::PluginSettings;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -465,5 +466,92 @@ fn toml_key(s: &str) -> String {
         s.to_string()
     } else {
         toml_string(s)
+    }
+}
+
+/// An answer of the SOAP endpoint.
+pub struct SoapAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The `vmware_soap_session` value the answer set, if any.
+    pub cookie: Option<String>,
+    /// The SOAP document.
+    pub body: String,
+}
+
+impl SoapAnswer {
+    /// Text of the first element with this local name.
+    pub fn text(&self, name: &str) -> Option<String> {
+        let doc = roxmltree::Document::parse(&self.body).expect("answer is XML");
+        doc.descendants()
+            .find(|n| n.tag_name().name() == name)
+            .and_then(|n| n.text())
+            .map(str::to_string)
+    }
+
+    /// Texts of every element with this local name.
+    pub fn texts(&self, name: &str) -> Vec<String> {
+        let doc = roxmltree::Document::parse(&self.body).expect("answer is XML");
+        doc.descendants()
+            .filter(|n| n.tag_name().name() == name)
+            .filter_map(|n| n.text().map(str::to_string))
+            .collect()
+    }
+
+    /// The `xsi:type` of the fault detail, e.g. `InvalidLogin`.
+    pub fn fault_type(&self) -> Option<String> {
+        let doc = roxmltree::Document::parse(&self.body).expect("answer is XML");
+        let detail = doc
+            .descendants()
+            .find(|n| n.tag_name().name() == "detail")?;
+        let fault = detail.children().find(|n| n.is_element())?;
+        fault
+            .attribute(("http://www.w3.org/2001/XMLSchema-instance", "type"))
+            .map(str::to_string)
+    }
+}
+
+impl VsphereSim {
+    /// POSTs one SOAP body (`<Call xmlns="urn:vim25">…`) as `session` (a
+    /// `vmware_soap_session` value) over a fresh HTTP/1.0 connection.
+    pub fn soap(&self, session: Option<&str>, call: &str) -> SoapAnswer {
+        let sim = self;
+        let cookie = session;
+        let envelope = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>{call}</soapenv:Body></soapenv:Envelope>"#
+        );
+        let mut stream = TcpStream::connect(sim.host_port()).expect("connect to the simulator");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let cookie_header = cookie
+            .map(|c| format!("Cookie: vmware_soap_session={c}\r\n"))
+            .unwrap_or_default();
+        write!(
+        stream,
+        "POST /sdk HTTP/1.0\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"urn:vim25/6.5\"\r\n{cookie_header}Content-Length: {}\r\n\r\n{envelope}",
+        sim.host_port(),
+        envelope.len()
+    )
+    .unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).expect("read the answer");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        let cookie = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .find_map(|(_, v)| v.trim().strip_prefix("vmware_soap_session="))
+            .map(|v| v.split(';').next().unwrap_or_default().to_string());
+        SoapAnswer {
+            status,
+            cookie,
+            body: body.to_string(),
+        }
     }
 }
