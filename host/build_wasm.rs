@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Variables of the outer build that must not leak into the wasm build.
-const SCRUBBED_ENV: &[&str] = &[
+pub const SCRUBBED_ENV: &[&str] = &[
     "CARGO_TARGET_DIR",
     "CARGO_BUILD_TARGET",
     "CARGO_ENCODED_RUSTFLAGS",

@@ -18,19 +18,12 @@ const KINDS: [&str; 4] = [
     "guest-step",
 ];
 
-/// Variables of the outer cargo that must not leak into the nested build;
-/// the same list as `host/build_wasm.rs` scrubs for the embedded plugins.
-const SCRUBBED_ENV: &[&str] = &[
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "RUSTFLAGS",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_PROFILE_RELEASE_DEBUG",
-    "CARGO_LLVM_COV",
-    "LLVM_PROFILE_FILE",
-];
+/// The nested-build helpers of the host's build script: the scaffold is
+/// built with the same environment scrubbing as the embedded plugins.
+#[path = "../host/build_wasm.rs"]
+#[allow(dead_code)]
+mod build_wasm;
+use build_wasm::SCRUBBED_ENV;
 
 /// `cargo ARGS` in `dir`, offline, with the shared target directory.
 fn cargo(dir: &Path, target_dir: &Path, args: &[&str]) {

@@ -958,24 +958,24 @@ impl Change {
                     content().len(),
                     first_difference(&got, &content())
                 );
-                let stat = expect_ok(&format!("stat {path} on the {what}"), volume.stat(path))?;
-                ensure!(
-                    stat.kind == FileKind::Regular && stat.mode == *mode,
-                    "stat {path} on the {what} after {}: {:?} mode {:04o}",
-                    self.describe(),
-                    stat.kind,
-                    stat.mode
-                );
+                check_kind_and_mode(
+                    volume,
+                    path,
+                    FileKind::Regular,
+                    *mode,
+                    what,
+                    &self.describe(),
+                )?;
             }
             Change::CreateDir(_, mode) => {
-                let stat = expect_ok(&format!("stat {path} on the {what}"), volume.stat(path))?;
-                ensure!(
-                    stat.kind == FileKind::Directory && stat.mode == *mode,
-                    "stat {path} on the {what} after {}: {:?} mode {:04o}",
-                    self.describe(),
-                    stat.kind,
-                    stat.mode
-                );
+                check_kind_and_mode(
+                    volume,
+                    path,
+                    FileKind::Directory,
+                    *mode,
+                    what,
+                    &self.describe(),
+                )?;
             }
             Change::Symlink(_, target) => {
                 let got = expect_ok(
@@ -1395,6 +1395,26 @@ fn check_link(
     ensure!(
         got == target,
         "read-link {path} on the {what}: `{got}`, expected `{target}`"
+    );
+    Ok(())
+}
+
+/// `path` on the volume is a `kind` with permission bits `mode` (after
+/// `change`, for the message).
+fn check_kind_and_mode(
+    volume: &mut PluginVolume,
+    path: &str,
+    kind: FileKind,
+    mode: u32,
+    what: &str,
+    change: &str,
+) -> Result<(), CaseEnd> {
+    let stat = expect_ok(&format!("stat {path} on the {what}"), volume.stat(path))?;
+    ensure!(
+        stat.kind == kind && stat.mode == mode,
+        "stat {path} on the {what} after {change}: {:?} mode {:04o}, expected {kind:?} mode {mode:04o}",
+        stat.kind,
+        stat.mode
     );
     Ok(())
 }
