@@ -1,6 +1,8 @@
 //! Build steps of the host:
-//! - compiles the replication protocol (`proto/replication.proto`) with protox
-//!   (a pure-Rust protobuf compiler, so no `protoc` is needed) and tonic;
+//! - compiles the replication protocol (`proto/replication.proto`) and the
+//!   control API (`proto/control.proto`) with protox (a pure-Rust protobuf
+//!   compiler, so no `protoc` is needed) and tonic, and writes the control
+//!   API's file descriptor set for server reflection;
 //! - builds the plugins the `homeward` binary embeds (its built-in defaults:
 //!   the SDK's template and the product plugins of `plugins/`) for
 //!   wasm32-wasip2, and tells `src/embedded.rs` where they are.
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 
 fn main() {
     compile_protocol();
+    compile_control_api();
     let host = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let root = host.join("..");
     let template = root.join("sdk/template");
@@ -66,6 +69,44 @@ fn compile_protocol() {
     let builder =
         tonic_prost_build::configure().bytes(".homeward.replication.v1.BlockMessage.payload");
     if let Err(e) = builder.compile_fds(descriptors) {
+        panic!("generating gRPC code from {proto} failed: {e}");
+    }
+}
+
+/// The control API (`homeward.control.v1`): its gRPC code, and its encoded
+/// file descriptor set (`$OUT_DIR/control_descriptor.bin`, with comments) that
+/// the reflection service serves.
+fn compile_control_api() {
+    let proto = "proto/control.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let mut compiler = match protox::Compiler::new(["proto"]) {
+        Ok(compiler) => compiler,
+        Err(e) => panic!("{proto}: {e}"),
+    };
+    compiler.include_source_info(true).include_imports(true);
+    if let Err(e) = compiler.open_file(proto) {
+        panic!("{proto} does not compile: {e}");
+    }
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    let descriptor = out.join("control_descriptor.bin");
+    if let Err(e) = std::fs::write(&descriptor, compiler.encode_file_descriptor_set()) {
+        panic!("writing {}: {e}", descriptor.display());
+    }
+    // `homeward discover --json` prints the inventory summary as it came.
+    let mut builder = tonic_prost_build::configure();
+    for message in [
+        "Inventory",
+        "InventoryHost",
+        "InventoryDatastore",
+        "InventoryNetwork",
+        "InventoryVm",
+    ] {
+        builder = builder.type_attribute(
+            format!(".homeward.control.v1.{message}"),
+            "#[derive(serde::Serialize)]",
+        );
+    }
+    if let Err(e) = builder.compile_fds(compiler.file_descriptor_set()) {
         panic!("generating gRPC code from {proto} failed: {e}");
     }
 }

@@ -17,6 +17,7 @@
 //! - [`sync`]: the replication data path (process server, master target).
 //! - [`bench`](mod@bench): the plugin-runtime benchmark behind `homeward bench plugins`.
 //! - [`scaffold`]: new plugin crates from templates (`homeward plugin new`).
+//! - [`control`]: the control API (gRPC `homeward.control.v1`): server, tokens, client.
 //! - [`cli`]: the `homeward` command.
 
 pub mod bench;
@@ -24,12 +25,17 @@ pub mod bench_page_blob;
 pub mod cli;
 pub mod config;
 pub mod conformance;
+pub mod demo;
+pub mod control;
 pub mod disk;
 pub mod embedded;
 pub mod filesystem;
 pub mod guest_fs;
 pub mod guest_steps;
+pub mod jobs;
 pub mod lab;
 pub mod plugin;
 pub mod scaffold;
+pub mod store;
 pub mod sync;
+pub mod workflow;

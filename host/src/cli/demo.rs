@@ -1,219 +1,103 @@
-//! `homeward demo`: the host's main job on its embedded defaults.
+//! `homeward demo`: the main job on embedded defaults — a whole failback
+//! cycle on the lab adapters ([`crate::demo`]).
 //!
-//! Until the failback workflow lands, the main job is the guest fix-up a
-//! failback ends with: load the embedded plugins, make a small guest disk (an
-//! ext4 image made by `mkfs.ext4`, or a directory when e2fsprogs is missing),
-//! open its file system through the ext4 handler plugin, and run the template
-//! guest step on it the way a failback would: plan, show each file before and
-//! after, apply through the handler, plan again to prove a second run changes
-//! nothing, and let `e2fsck` judge the disk.
+//! It builds a lab in a temporary directory (a vSphere-like site with
+//! VMDK-flat disks, an Azure-like cloud with VHD-fixed disks, a state store),
+//! protects `web01` (a real ext4 Rocky Linux root with a static IP under
+//! NetworkManager, plus a data disk) to the cloud, fails it over there (the
+//! cloud changes the guest as Azure does), writes new data in the cloud,
+//! reprotects and fails back (the guest post-steps restore NetworkManager
+//! and the static IP), then commits and reprotects to the cloud. Each step
+//! is printed with its time and the bytes it moved, and the end checks that
+//! the on-premises disks hold what the cloud held at the chosen point.
 
-use super::plugin_set::default_cache_dir;
-use crate::config::Grants;
-use crate::disk::BlockDevice;
-use crate::disk::layout;
-use crate::embedded;
-use crate::filesystem::{FsHandlers, VolumeTree};
-use crate::guest_fs::{DirTree, GuestFsError, GuestTree, PlannedChange};
-use crate::plugin::instance::StepContext;
-use crate::plugin::{PluginSettings, Runtime, RuntimeOptions};
+use crate::demo::{self, DemoLab, Stage};
+use crate::lab::guest;
+use crate::workflow::fingerprint;
 use anyhow::Context;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
-use std::sync::Arc;
+use std::process::ExitCode;
 use std::time::Instant;
 
 pub fn run(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: default_cache_dir(),
-        ..RuntimeOptions::default()
-    })?;
-    let plugin = runtime.load(
-        embedded::TEMPLATE.wasm,
-        "embedded:template",
-        PluginSettings::default(),
-    )?;
-    let m = plugin.manifest();
-    writeln!(
-        out,
-        "loaded plugin `{}` {} ({}, API {}, compiled from {:?}) in {:?}",
-        m.id,
-        m.version,
-        m.kind,
-        m.api,
-        plugin.meta().compiled_from,
-        started.elapsed()
-    )?;
-
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
-    let guest = DemoGuest::prepare(&runtime, scratch.path(), out)?;
-    let tree = guest.tree();
-    writeln!(out, "guest: {}", tree.describe())?;
-
-    let context = StepContext {
-        vm_name: "web01".to_string(),
-        recorded_nics: Vec::new(),
-        mac_map: Vec::new(),
-    };
-    let mut instance = plugin.instantiate()?;
-    instance.ping()?;
-    let plan = instance.plan_guest_step(tree.clone(), &context)?;
-    writeln!(out, "plan: {}", plan.summary)?;
-    for change in &plan.changes {
-        let before = tree.read_file(&change.path).ok();
-        writeln!(
-            out,
-            "  {:?} {} ({})",
-            change.kind, change.path, change.reason
-        )?;
-        print_text(out, "    before", before.as_deref())?;
-        print_text(out, "    after ", Some(&change.content))?;
-        guest.apply(&PlannedChange::from(change))?;
-    }
-    let again = instance.plan_guest_step(tree.clone(), &context)?;
+    writeln!(out, "building the lab in {}", scratch.path().display())?;
+    let lab = DemoLab::create(scratch.path())?;
     writeln!(
         out,
-        "plan after apply: {} ({} changes)",
-        again.summary,
-        again.changes.len()
+        "lab ready in {:.2} s: site (lab-hypervisor), cloud (lab-cloud), master target mt-01, process server ps-01, groups {} + {}_Failback, plan {}",
+        started.elapsed().as_secs_f64(),
+        demo::GROUP,
+        demo::GROUP,
+        demo::PLAN
     )?;
-    // The tree's other holders go first, so the disk can be synced and closed.
-    drop((tree, instance));
-    let disk_clean = guest.finish(out)?;
-    writeln!(out, "done in {:?}", started.elapsed())?;
-    Ok(if again.changes.is_empty() && disk_clean {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let _guard = runtime.enter();
+    lab.orchestrator.start()?;
+
+    let mut ok = true;
+    let mut moved = 0;
+    for (n, stage) in Stage::ALL.into_iter().enumerate() {
+        let t = Instant::now();
+        writeln!(out, "\n[{}/{}] {}", n + 1, Stage::ALL.len(), stage.title())?;
+        let jobs = runtime.block_on(lab.run_stage(stage))?;
+        moved += demo::print_jobs(out, &jobs)?;
+        if stage == Stage::WriteInCloud {
+            writeln!(
+                out,
+                "  wrote {} in the guest and 4 MiB on the data disk (after the cloud removed NetworkManager and set DHCP)",
+                guest::APP_DATA
+            )?;
+        }
+        writeln!(out, "  stage took {:.2} s", t.elapsed().as_secs_f64())?;
+        if !demo::all_succeeded(&jobs) {
+            ok = false;
+            writeln!(out, "  FAILED: the cycle stops here")?;
+            break;
+        }
+    }
+    runtime.block_on(lab.orchestrator.scheduler().shutdown());
+
+    if ok {
+        ok = check(&lab, out)?;
+    }
+    writeln!(
+        out,
+        "\n{} in {:.2} s, {:.1} MiB moved over the data path",
+        if ok { "demo passed" } else { "demo FAILED" },
+        started.elapsed().as_secs_f64(),
+        moved as f64 / f64::from(1u32 << 20)
+    )?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// The guest the demo fixes: a real disk when `mkfs.ext4` can make one.
-enum DemoGuest {
-    Disk {
-        tree: Arc<VolumeTree>,
-        image: PathBuf,
-    },
-    Dir(Arc<DirTree>),
+/// The end state: the cloud's data is on premises, the guest has its
+/// NetworkManager profile back, and both sides' data disks are equal.
+fn check(lab: &DemoLab, out: &mut dyn Write) -> anyhow::Result<bool> {
+    writeln!(out, "\nchecks")?;
+    let disks = lab.onprem_disks()?;
+    let os = disks.first().context("web01 has no disk on premises")?;
+    let data = lab.read_guest_file(os, guest::APP_DATA)?;
+    let data_ok = data == demo::CLOUD_DATA;
+    writeln!(out, "  {} on premises holds the data written in the cloud: {}", guest::APP_DATA, yes(data_ok))?;
+    let ifcfg = lab.read_guest_file(os, guest::IFCFG)?;
+    let ifcfg = String::from_utf8_lossy(&ifcfg);
+    let address = lab.guest.address.0.to_string();
+    let static_ip = ifcfg.contains(&format!("IPADDR={address}")) && ifcfg.contains("NM_CONTROLLED=yes");
+    writeln!(
+        out,
+        "  eth0 static again ({address}) and under NetworkManager ({}): {}",
+        guest::IFCFG,
+        yes(static_ip)
+    )?;
+    let onprem = fingerprint(disks.get(1).context("web01 has no data disk")?)?;
+    let cloud = fingerprint(&lab.cloud_disk(&format!("{}-data0", demo::VM)))?;
+    let equal = onprem == cloud;
+    writeln!(out, "  data disk equal on both sides (BLAKE3 {}…): {}", &onprem[..16], yes(equal))?;
+    Ok(data_ok && static_ip && equal)
 }
 
-impl DemoGuest {
-    fn prepare(runtime: &Runtime, scratch: &Path, out: &mut dyn Write) -> anyhow::Result<Self> {
-        let source = scratch.join("guest");
-        let etc = source.join("etc");
-        std::fs::create_dir_all(&etc)?;
-        std::fs::write(
-            etc.join("os-release"),
-            "NAME=\"Rocky Linux\"\nVERSION_ID=\"9.3\"\nID=rocky\n",
-        )?;
-        std::fs::write(etc.join("motd"), "Authorized use only.\n")?;
-
-        let image = scratch.join("web01-root.img");
-        let made = std::fs::File::create(&image)
-            .and_then(|f| f.set_len(32 << 20))
-            .and_then(|()| {
-                Command::new("mkfs.ext4")
-                    .args(["-q", "-F", "-b", "4096", "-L", "web01-root", "-d"])
-                    .arg(&source)
-                    .arg(&image)
-                    .status()
-            });
-        match made {
-            Ok(status) if status.success() => {}
-            other => {
-                writeln!(
-                    out,
-                    "mkfs.ext4 is not usable here ({other:?}): the guest is a directory instead of a disk"
-                )?;
-                return Ok(DemoGuest::Dir(Arc::new(DirTree::new(&source)?)));
-            }
-        }
-
-        // The demo changes its own scratch disk: grant the handlers `disk-write`.
-        let settings = || PluginSettings {
-            grants: Grants {
-                disk_write: true,
-                ..Grants::default()
-            },
-            ..PluginSettings::default()
-        };
-        let handlers = FsHandlers::new(
-            [embedded::FS_EXT4, embedded::FS_XFS, embedded::FS_REISERFS]
-                .into_iter()
-                .map(|p| runtime.load(p.wasm, &format!("embedded:{}", p.id), settings()))
-                .collect::<Result<Vec<_>, _>>()?,
-        );
-        let disk: Arc<dyn BlockDevice> = crate::disk::open(&image, true, None)?.into();
-        let layout = layout::resolve(disk)?;
-        let volume = layout.volume("disk")?;
-        let detection = handlers
-            .detect(&volume.device, &volume.id)?
-            .context("no handler recognised the demo disk")?;
-        writeln!(
-            out,
-            "disk: {} — {} {} (uuid {}, label {}), opened by plugin `{}`",
-            image.display(),
-            detection.info.fs_type,
-            detection.info.version,
-            detection.info.uuid,
-            detection.info.label,
-            detection.plugin_id
-        )?;
-        let opened = handlers.open(&detection, volume.device.clone(), &volume.id, true)?;
-        let name = format!("{} volume {}", image.display(), volume.id);
-        Ok(DemoGuest::Disk {
-            tree: Arc::new(VolumeTree::new(opened, name)),
-            image,
-        })
-    }
-
-    fn tree(&self) -> Arc<dyn GuestTree> {
-        match self {
-            DemoGuest::Disk { tree, .. } => tree.clone(),
-            DemoGuest::Dir(tree) => tree.clone(),
-        }
-    }
-
-    fn apply(&self, change: &PlannedChange) -> Result<(), GuestFsError> {
-        match self {
-            DemoGuest::Disk { tree, .. } => tree.apply(change),
-            DemoGuest::Dir(tree) => tree.apply(change),
-        }
-    }
-
-    /// Syncs the disk and shows what its own checker says; false when the
-    /// checker ran and found the file system damaged.
-    fn finish(self, out: &mut dyn Write) -> anyhow::Result<bool> {
-        let DemoGuest::Disk { tree, image } = self else {
-            return Ok(true);
-        };
-        let tree = Arc::into_inner(tree).context("the guest tree is still shared")?;
-        tree.close()?;
-        match Command::new("e2fsck").arg("-fn").arg(&image).output() {
-            Ok(check) => {
-                let clean = check.status.success();
-                let verdict = if clean { "clean" } else { "NOT CLEAN" };
-                writeln!(out, "e2fsck -fn {}: {verdict}", image.display())?;
-                Ok(clean)
-            }
-            Err(e) => {
-                writeln!(out, "e2fsck not run: {e}")?;
-                Ok(true)
-            }
-        }
-    }
-}
-
-fn print_text(out: &mut dyn Write, label: &str, bytes: Option<&[u8]>) -> std::io::Result<()> {
-    match bytes {
-        None => writeln!(out, "{label}: (absent)")?,
-        Some(bytes) => {
-            for line in String::from_utf8_lossy(bytes).lines() {
-                writeln!(out, "{label}: {line}")?;
-            }
-        }
-    }
-    Ok(())
+fn yes(ok: bool) -> &'static str {
+    if ok { "yes" } else { "NO" }
 }

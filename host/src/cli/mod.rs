@@ -1,17 +1,22 @@
 //! The `homeward` command line. Each subcommand lives in its own module; this
 //! one parses arguments, sets up logging and turns errors into exit codes.
 
+mod admin_cmd;
 mod config_cmd;
+mod control_cmd;
 mod demo;
 mod fs_cmd;
 mod guest_cmd;
+mod jobs_cmd;
 mod plugin_cmd;
 mod plugin_new;
-mod plugin_set;
+pub(crate) mod plugin_set;
+mod serve_all;
 mod sync_cmd;
+mod table;
 mod units;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
@@ -57,8 +62,21 @@ enum Command {
     /// Sync a disk image to another through the real data path (both roles in
     /// this process, gRPC over loopback).
     Sync(sync_cmd::SyncArgs),
-    /// Run one role of the data path: process server or master target.
-    Serve(sync_cmd::ServeArgs),
+    /// Run the server: every role in one process (control API, job
+    /// scheduler, process server and master target), or with --role one role
+    /// of the data path.
+    Serve(ServeCommand),
+    #[command(flatten)]
+    Client(control_cmd::ClientCommand),
+}
+
+/// `homeward serve`: the data-path roles' options and the all-roles server's.
+#[derive(Debug, Args)]
+struct ServeCommand {
+    #[command(flatten)]
+    role: sync_cmd::ServeArgs,
+    #[command(flatten)]
+    all: serve_all::ServeAllArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,9 +99,20 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            exit_code(&e)
         }
     }
+}
+
+/// The exit code for an error that reached `main`: the client commands'
+/// errors carry theirs (2 usage, 3 server unreachable or token refused, 4 not
+/// found, 5 refused); everything else is 1.
+pub fn exit_code(error: &anyhow::Error) -> ExitCode {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<crate::control::client::ClientError>())
+        .map(|e| ExitCode::from(e.exit_code()))
+        .unwrap_or(ExitCode::FAILURE)
 }
 
 /// Runs the command line `args` (program name first), writing its report to
@@ -93,8 +122,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
+    // The matches are kept: a plan's entries are ordered by their positions.
+    let parsed = Cli::command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => {
             // --help and --version are answers, not errors.
             write!(out, "{e}")?;
@@ -114,7 +147,11 @@ where
         Command::Fs(cmd) => fs_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Guest(cmd) => guest_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Sync(args) => sync_cmd::sync(args, cli.config.as_deref(), out),
-        Command::Serve(args) => sync_cmd::serve(args, out),
+        Command::Serve(args) => match args.role.role {
+            Some(_) => sync_cmd::serve(args.role, out),
+            None => serve_all::run(args.all, args.role.listen, cli.config.as_deref(), out),
+        },
+        Command::Client(cmd) => control_cmd::run(cmd, &matches, out),
     }
 }
 
@@ -125,4 +162,36 @@ fn init_logging(filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks (duplicate names, bad references).
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_options_of_one_role_need_the_role() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|_| ());
+        assert!(parse(&["homeward", "serve", "--state-dir", "x"]).is_ok());
+        assert!(parse(&["homeward", "serve", "--target-root", "/t"]).is_err());
+        assert!(parse(&["homeward", "serve", "--role", "master-target", "--state-dir", "x"]).is_err());
+        assert!(
+            parse(&["homeward", "serve", "--role", "master-target", "--target-root", "/t", "--plaintext-loopback"])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn jobs_takes_an_id_or_a_subcommand() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|_| ());
+        assert!(parse(&["homeward", "jobs"]).is_ok());
+        assert!(parse(&["homeward", "jobs", "7", "--watch"]).is_ok());
+        assert!(parse(&["homeward", "jobs", "cancel", "7", "--json"]).is_ok());
+        assert!(parse(&["homeward", "jobs", "seven"]).is_err());
+    }
 }

@@ -71,35 +71,37 @@ pub enum Role {
 /// `homeward serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The role to play.
+    /// The role to play. Without it: every role in one process (control
+    /// API, job scheduler, process server and master target; see --state-dir).
     #[arg(long)]
-    role: Role,
-    /// Address to listen on (default port 9443 for the master target).
+    pub(super) role: Option<Role>,
+    /// Address to listen on (default port 9443 for the master target,
+    /// 127.0.0.1:9440 for the control API without --role).
     #[arg(long)]
-    listen: Option<SocketAddr>,
+    pub(super) listen: Option<SocketAddr>,
     /// Master target: a directory target disks may be written in (repeatable).
-    #[arg(long)]
+    #[arg(long, requires = "role")]
     target_root: Vec<PathBuf>,
     /// Process server: a directory source disks may be read from (repeatable).
-    #[arg(long)]
+    #[arg(long, requires = "role")]
     source_root: Vec<PathBuf>,
     /// This side's TLS certificate (PEM).
-    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    #[arg(long, requires_all = ["tls_key", "tls_ca", "role"])]
     tls_cert: Option<PathBuf>,
     /// This side's TLS key (PEM).
-    #[arg(long)]
+    #[arg(long, requires = "role")]
     tls_key: Option<PathBuf>,
     /// The CA that signs the peers' certificates (PEM).
-    #[arg(long)]
+    #[arg(long, requires = "role")]
     tls_ca: Option<PathBuf>,
     /// No TLS: allowed only when listening on, and connecting to, loopback.
-    #[arg(long, conflicts_with = "tls_cert")]
+    #[arg(long, conflicts_with = "tls_cert", requires = "role")]
     plaintext_loopback: bool,
     /// Master target: make written blocks durable every N blocks (default: every 64 MiB).
-    #[arg(long)]
+    #[arg(long, requires = "role")]
     checkpoint_blocks: Option<usize>,
     /// Process server: bandwidth cap for all its syncs together.
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long, value_parser = parse_rate, requires = "role")]
     limit: Option<u64>,
     /// Process server: how many disks sync at once.
     #[arg(long, default_value_t = 4)]
@@ -197,6 +199,9 @@ fn source_in_use(
 }
 
 pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let Some(role) = args.role else {
+        bail!("say which data-path role to serve: --role process-server or --role master-target");
+    };
     let security = match (
         &args.tls_cert,
         &args.tls_key,
@@ -222,7 +227,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
         let server = transport::server(bound, &security)?;
-        let router = match args.role {
+        let router = match role {
             Role::MasterTarget => {
                 if args.target_root.is_empty() {
                     bail!("a master target needs at least one --target-root");
@@ -258,7 +263,7 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 server.add_service(ProcessServerServer::new(service))
             }
         };
-        writeln!(out, "{:?} listening on {bound}", args.role)?;
+        writeln!(out, "{role:?} listening on {bound}")?;
         out.flush()?;
         router
             .serve_with_incoming_shutdown(transport::incoming(listener), async {

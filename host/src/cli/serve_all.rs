@@ -1,0 +1,116 @@
+//! `homeward serve` without `--role`: every role in one process. The control
+//! API, the job scheduler (with the workflows), and the process server and
+//! master target in-process (components registered with address `local`).
+//!
+//! First start creates the state directory, its store and the token files,
+//! and prints their paths (never the tokens). SIGINT or SIGTERM stop it
+//! gracefully: no new calls, running job steps finish, then the process ends;
+//! a job cut short resumes at its step on the next start.
+
+use crate::control::auth::TokenFileState;
+use crate::control::server::{self, ServeError};
+use crate::control::state::{DEFAULT_STATE_DIR, StateDir};
+use crate::jobs::SchedulerOptions;
+use crate::workflow::{Env, Orchestrator};
+use anyhow::Context;
+use clap::Args;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Options of `homeward serve` that only the all-roles server has.
+#[derive(Debug, Args)]
+pub struct ServeAllArgs {
+    /// Without --role: the state directory (store, token files). Default: ./homeward-state.
+    #[arg(long, value_name = "DIR", conflicts_with = "role")]
+    state_dir: Option<PathBuf>,
+}
+
+pub fn run(
+    args: ServeAllArgs,
+    listen: Option<SocketAddr>,
+    config: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let listen = match listen {
+        Some(addr) => addr,
+        None => crate::control::DEFAULT_LISTEN
+            .parse()
+            .context("the default control API address")?,
+    };
+    // Before anything is created or loaded.
+    server::check_listen(listen)?;
+    let state = StateDir::new(
+        args.state_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+    );
+    let (store, tokens) = server::open_state(&state)?;
+    let identity = store.identity()?;
+    writeln!(
+        out,
+        "state store {} (server {})",
+        state.store_path().display(),
+        identity.server_id
+    )?;
+    for token in &tokens {
+        let what = match token.made {
+            TokenFileState::Kept => "",
+            TokenFileState::Created => " (new)",
+            TokenFileState::Replaced => " (new: the old one was not this store's)",
+        };
+        writeln!(
+            out,
+            "{} token: {}{what}",
+            token.role.as_str(),
+            token.path.display()
+        )?;
+    }
+    let env = Env::load(config).context("loading the plugin set")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let orchestrator = Orchestrator::new(store, Arc::new(env), SchedulerOptions::default());
+        orchestrator
+            .start()
+            .context("starting the job scheduler (resuming unfinished jobs)")?;
+        let mut handle = server::spawn(orchestrator.clone(), listen).await?;
+        writeln!(out, "control API listening on {}", handle.addr())?;
+        out.flush()?;
+        let failed = tokio::select! {
+            signal = stop_signal() => {
+                signal?;
+                None
+            }
+            result = handle.finished() => Some(result),
+        };
+        match failed {
+            None => {
+                writeln!(out, "stopping: running job steps finish first")?;
+                out.flush()?;
+                handle.stop().await?;
+                orchestrator.scheduler().shutdown().await;
+                writeln!(out, "stopped")?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(result) => {
+                orchestrator.scheduler().shutdown().await;
+                result?;
+                Err(ServeError::Transport("the control API stopped".into()).into())
+            }
+        }
+    })
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("listening for SIGINT"),
+        _ = term.recv() => Ok(()),
+    }
+}
