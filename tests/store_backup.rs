@@ -24,17 +24,28 @@ fn new_job(n: usize) -> NewJob {
 fn populated(path: &Path) -> Store {
     let store = Store::open(path).unwrap();
     store
-        .create_group(&NewGroup { name: "PG1".into(), direction: Direction::ToCloud, settings: GroupSettings::default() })
+        .create_group(&NewGroup {
+            name: "PG1".into(),
+            direction: Direction::ToCloud,
+            settings: GroupSettings::default(),
+        })
         .unwrap();
     for n in 0..20 {
         store.insert_job(&new_job(n)).unwrap();
     }
-    store.add_token("operator", Role::Operator, &[5u8; 32]).unwrap();
+    store
+        .add_token("operator", Role::Operator, &[5u8; 32])
+        .unwrap();
     store
 }
 
 fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
-    haystack.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i).collect()
+    haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -61,13 +72,34 @@ fn online_backup_while_a_writer_inserts_is_a_consistent_prefix() {
             n
         })
     };
-    while store.jobs(&JobFilter { limit: Some(1), ..Default::default() }).unwrap().first().map_or(0, |j| j.id) < 50 {
+    while store
+        .jobs(&JobFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .unwrap()
+        .first()
+        .map_or(0, |j| j.id)
+        < 50
+    {
         std::thread::sleep(Duration::from_millis(2));
     }
-    let before = store.jobs(&JobFilter { limit: Some(1), ..Default::default() }).unwrap()[0].id;
+    let before = store
+        .jobs(&JobFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .unwrap()[0]
+        .id;
     let dest = dir.path().join("backup.db");
     let info = store.backup_to(&dest).unwrap();
-    let after = store.jobs(&JobFilter { limit: Some(1), ..Default::default() }).unwrap()[0].id;
+    let after = store
+        .jobs(&JobFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .unwrap()[0]
+        .id;
     stop.store(true, Ordering::Relaxed);
     let inserted = writer.join().unwrap();
     assert!(inserted as i64 >= after);
@@ -83,7 +115,10 @@ fn online_backup_while_a_writer_inserts_is_a_consistent_prefix() {
     assert_eq!(copy.identity().unwrap(), identity);
     let jobs = copy.jobs(&JobFilter::default()).unwrap();
     let count = jobs.len() as i64;
-    assert!(count >= before && count <= after, "{before} <= {count} <= {after}");
+    assert!(
+        count >= before && count <= after,
+        "{before} <= {count} <= {after}"
+    );
     // A prefix: ids 1..=count, each job whole with its three steps.
     let mut ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     ids.sort();
@@ -107,7 +142,9 @@ fn backup_never_overwrites_a_file() {
     }
     assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
 
-    let err = store.backup_to(&dir.path().join("missing-dir").join("b.db")).unwrap_err();
+    let err = store
+        .backup_to(&dir.path().join("missing-dir").join("b.db"))
+        .unwrap_err();
     assert!(matches!(err, StoreError::Backup { .. }), "{err:?}");
 }
 
@@ -131,8 +168,14 @@ fn restore_into_a_wiped_directory_keeps_identity_and_data() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.identity().unwrap(), identity);
     assert_eq!(store.jobs(&JobFilter::default()).unwrap().len(), 20);
-    assert_eq!(store.group("PG1").unwrap().paired.as_deref(), Some("PG1_Failback"));
-    assert_eq!(store.token_role(&[5u8; 32]).unwrap(), Some(("operator".into(), Role::Operator)));
+    assert_eq!(
+        store.group("PG1").unwrap().paired.as_deref(),
+        Some("PG1_Failback")
+    );
+    assert_eq!(
+        store.token_role(&[5u8; 32]).unwrap(),
+        Some(("operator".into(), Role::Operator))
+    );
 }
 
 #[test]
@@ -145,7 +188,12 @@ fn restore_replaces_another_store_and_its_write_ahead_log() {
 
     let b_path = dir.path().join("b.db");
     let b = Store::open(&b_path).unwrap();
-    b.add_site(&NewSite { name: "only-in-b".into(), kind: SiteKind::Cloud, plugin: "p".into() }).unwrap();
+    b.add_site(&NewSite {
+        name: "only-in-b".into(),
+        kind: SiteKind::Cloud,
+        plugin: "p".into(),
+    })
+    .unwrap();
     // A server killed with its log not yet checkpointed: copy the files as
     // they are while it runs.
     let wal = std::fs::read(with_suffix(&b_path, "-wal")).unwrap();
@@ -153,7 +201,10 @@ fn restore_replaces_another_store_and_its_write_ahead_log() {
     std::fs::write(with_suffix(&b_path, "-wal"), &wal).unwrap();
 
     assert_eq!(Store::restore(&b_path, &backup).unwrap(), a_identity);
-    assert!(!with_suffix(&b_path, "-wal").exists(), "the old log is gone");
+    assert!(
+        !with_suffix(&b_path, "-wal").exists(),
+        "the old log is gone"
+    );
     let b = Store::open(&b_path).unwrap();
     assert_eq!(b.identity().unwrap(), a_identity);
     assert!(b.sites().unwrap().is_empty());
@@ -223,13 +274,19 @@ fn foreign_and_newer_backups_are_refused() {
     let garbage = dir.path().join("garbage.db");
     std::fs::write(&garbage, vec![0x42u8; 10_000]).unwrap();
     let err = Store::restore(&path, &garbage).unwrap_err();
-    assert!(matches!(&err, StoreError::Backup { path: p, reason } if p == &garbage && reason.contains("not a Homeward state store")), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Backup { path: p, reason } if p == &garbage && reason.contains("not a Homeward state store")),
+        "{err:?}"
+    );
 
     let newer = dir.path().join("newer.db");
     std::fs::copy(&backup, &newer).unwrap();
     homeward::store::testing::set_schema_version(&newer, SCHEMA_VERSION + 1).unwrap();
     let err = Store::restore(&path, &newer).unwrap_err();
-    assert!(matches!(&err, StoreError::NewerSchema { path: p, .. } if p == &newer), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::NewerSchema { path: p, .. } if p == &newer),
+        "{err:?}"
+    );
 
     let err = Store::restore(&path, &dir.path().join("nope.db")).unwrap_err();
     assert!(matches!(err, StoreError::Backup { .. }));
@@ -244,9 +301,22 @@ fn restore_refuses_a_store_in_use() {
     let store = populated(&path);
     let backup = dir.path().join("backup.db");
     store.backup_to(&backup).unwrap();
-    store.add_site(&NewSite { name: "after-backup".into(), kind: SiteKind::Cloud, plugin: "p".into() }).unwrap();
+    store
+        .add_site(&NewSite {
+            name: "after-backup".into(),
+            kind: SiteKind::Cloud,
+            plugin: "p".into(),
+        })
+        .unwrap();
 
     let err = Store::restore(&path, &backup).unwrap_err();
-    assert!(matches!(&err, StoreError::Backup { path: p, reason } if p == &path && reason.contains("in use")), "{err:?}");
-    assert_eq!(store.sites().unwrap().len(), 1, "the running store is untouched");
+    assert!(
+        matches!(&err, StoreError::Backup { path: p, reason } if p == &path && reason.contains("in use")),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.sites().unwrap().len(),
+        1,
+        "the running store is untouched"
+    );
 }

@@ -26,21 +26,37 @@ fn new_job(kind: &str, steps: &[&str]) -> NewJob {
 }
 
 fn event(job_id: i64, kind: EventKind, message: &str) -> NewJobEvent {
-    NewJobEvent { job_id, kind, step: Some(0), message: message.into(), done_bytes: 0, total_bytes: 0 }
+    NewJobEvent {
+        job_id,
+        kind,
+        step: Some(0),
+        message: message.into(),
+        done_bytes: 0,
+        total_bytes: 0,
+    }
 }
 
 #[test]
 fn a_new_job_is_queued_with_pending_steps() {
     let (_dir, store) = new_store();
-    let job = store.insert_job(&new_job("reprotect", &["check", "snapshot", "sync"])).unwrap();
+    let job = store
+        .insert_job(&new_job("reprotect", &["check", "snapshot", "sync"]))
+        .unwrap();
     assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.kind, "reprotect");
     assert_eq!(job.summary, "reprotect web01 → on-premises");
     assert_eq!(job.params["item"], "web01");
     assert_eq!(job.resources, ["ps:ps-01", "mt:mt-01"]);
     assert!(!job.cancel_requested);
-    assert_eq!((job.started_at, job.finished_at, job.error.as_deref()), (None, None, None));
-    let names: Vec<_> = job.steps.iter().map(|s| (s.index, s.name.as_str())).collect();
+    assert_eq!(
+        (job.started_at, job.finished_at, job.error.as_deref()),
+        (None, None, None)
+    );
+    let names: Vec<_> = job
+        .steps
+        .iter()
+        .map(|s| (s.index, s.name.as_str()))
+        .collect();
     assert_eq!(names, [(0, "check"), (1, "snapshot"), (2, "sync")]);
     for step in &job.steps {
         assert_eq!(step.state, StepState::Pending);
@@ -49,13 +65,34 @@ fn a_new_job_is_queued_with_pending_steps() {
     }
     assert_eq!(store.job(job.id).unwrap(), job);
 
-    let child = store.insert_job(&NewJob { parent: Some(job.id), ..new_job("failover", &["a"]) }).unwrap();
+    let child = store
+        .insert_job(&NewJob {
+            parent: Some(job.id),
+            ..new_job("failover", &["a"])
+        })
+        .unwrap();
     assert_eq!(child.parent, Some(job.id));
-    let err = store.insert_job(&NewJob { parent: Some(999), ..new_job("failover", &["a"]) }).unwrap_err();
-    assert!(matches!(&err, StoreError::NotFound { what: "job", name } if name == "999"), "{err}");
-    let err = store.insert_job(&new_job("x", &["a", "b", "a"])).unwrap_err();
-    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("\"a\"")), "{err}");
-    assert!(matches!(store.job(999), Err(StoreError::NotFound { what: "job", .. })));
+    let err = store
+        .insert_job(&NewJob {
+            parent: Some(999),
+            ..new_job("failover", &["a"])
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotFound { what: "job", name } if name == "999"),
+        "{err}"
+    );
+    let err = store
+        .insert_job(&new_job("x", &["a", "b", "a"]))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(m) if m.contains("\"a\"")),
+        "{err}"
+    );
+    assert!(matches!(
+        store.job(999),
+        Err(StoreError::NotFound { what: "job", .. })
+    ));
     // The refused inserts left nothing behind.
     assert_eq!(store.jobs(&JobFilter::default()).unwrap().len(), 2);
 }
@@ -64,30 +101,53 @@ fn a_new_job_is_queued_with_pending_steps() {
 fn job_state_sets_its_times_once() {
     let (_dir, store) = new_store();
     let job = store.insert_job(&new_job("reprotect", &["a"])).unwrap();
-    store.set_job_state(job.id, JobState::Running, None).unwrap();
+    store
+        .set_job_state(job.id, JobState::Running, None)
+        .unwrap();
     let started = store.job(job.id).unwrap().started_at.unwrap();
     assert!(started >= job.created_at);
     std::thread::sleep(Duration::from_millis(5));
     // Resumed after a restart: Queued → Running again keeps the first start.
     store.set_job_state(job.id, JobState::Queued, None).unwrap();
-    store.set_job_state(job.id, JobState::Running, None).unwrap();
+    store
+        .set_job_state(job.id, JobState::Running, None)
+        .unwrap();
     let running = store.job(job.id).unwrap();
     assert_eq!(running.state, JobState::Running);
     assert_eq!(running.started_at, Some(started));
     assert_eq!(running.finished_at, None);
 
-    store.set_job_state(job.id, JobState::Failed, Some("master target mt-01 unreachable")).unwrap();
+    store
+        .set_job_state(
+            job.id,
+            JobState::Failed,
+            Some("master target mt-01 unreachable"),
+        )
+        .unwrap();
     let failed = store.job(job.id).unwrap();
     assert_eq!(failed.state, JobState::Failed);
-    assert_eq!(failed.error.as_deref(), Some("master target mt-01 unreachable"));
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("master target mt-01 unreachable")
+    );
     assert!(failed.finished_at.unwrap() >= started + 5);
 
     // Finished is final.
-    store.set_job_state(job.id, JobState::Failed, Some("again")).unwrap();
+    store
+        .set_job_state(job.id, JobState::Failed, Some("again"))
+        .unwrap();
     assert_eq!(store.job(job.id).unwrap(), failed);
-    let err = store.set_job_state(job.id, JobState::Running, None).unwrap_err();
-    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("failed")), "{err}");
-    assert!(matches!(store.set_job_state(999, JobState::Running, None), Err(StoreError::NotFound { .. })));
+    let err = store
+        .set_job_state(job.id, JobState::Running, None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("failed")),
+        "{err}"
+    );
+    assert!(matches!(
+        store.set_job_state(999, JobState::Running, None),
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -95,7 +155,9 @@ fn saved_steps_read_back_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("homeward.db");
     let store = Store::open(&path).unwrap();
-    let job = store.insert_job(&new_job("reprotect", &["check", "sync"])).unwrap();
+    let job = store
+        .insert_job(&new_job("reprotect", &["check", "sync"]))
+        .unwrap();
     let done = StepRecord {
         index: 0,
         name: "check".into(),
@@ -124,26 +186,67 @@ fn saved_steps_read_back_after_reopen() {
     let read = store.job(job.id).unwrap();
     assert_eq!(read.steps, [done.clone(), running]);
 
-    let err = store.save_step(job.id, &StepRecord { name: "other".into(), ..done.clone() }).unwrap_err();
-    assert!(matches!(&err, StoreError::Invalid(m) if m.contains("\"check\"")), "{err}");
-    let err = store.save_step(job.id, &StepRecord { index: 5, ..done.clone() }).unwrap_err();
-    assert!(matches!(err, StoreError::NotFound { what: "job step", .. }), "{err}");
+    let err = store
+        .save_step(
+            job.id,
+            &StepRecord {
+                name: "other".into(),
+                ..done.clone()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(m) if m.contains("\"check\"")),
+        "{err}"
+    );
+    let err = store
+        .save_step(
+            job.id,
+            &StepRecord {
+                index: 5,
+                ..done.clone()
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                what: "job step",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = store.save_step(999, &done).unwrap_err();
-    assert!(matches!(err, StoreError::NotFound { what: "job", .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::NotFound { what: "job", .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn cancel_is_requested_until_the_job_is_finished() {
     let (_dir, store) = new_store();
     let job = store.insert_job(&new_job("failover", &["a"])).unwrap();
-    store.set_job_state(job.id, JobState::Running, None).unwrap();
+    store
+        .set_job_state(job.id, JobState::Running, None)
+        .unwrap();
     let cancelling = store.request_cancel(job.id).unwrap();
     assert!(cancelling.cancel_requested);
     assert_eq!(cancelling.state, JobState::Running);
-    store.set_job_state(job.id, JobState::Cancelled, None).unwrap();
+    store
+        .set_job_state(job.id, JobState::Cancelled, None)
+        .unwrap();
     let err = store.request_cancel(job.id).unwrap_err();
-    assert!(matches!(&err, StoreError::Conflict(m) if m.contains("cancelled")), "{err}");
-    assert!(matches!(store.request_cancel(999), Err(StoreError::NotFound { .. })));
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("cancelled")),
+        "{err}"
+    );
+    assert!(matches!(
+        store.request_cancel(999),
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -159,17 +262,54 @@ fn jobs_are_listed_newest_first_and_unfinished_oldest_first() {
     store.set_job_state(d, JobState::Running, None).unwrap();
 
     let ids = |jobs: Vec<JobRecord>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
-    assert_eq!(ids(store.jobs(&JobFilter::default()).unwrap()), [d, c, b, a]);
-    assert_eq!(ids(store.jobs(&JobFilter { kind: Some("reprotect".into()), ..Default::default() }).unwrap()), [c, a]);
-    assert_eq!(ids(store.jobs(&JobFilter { state: Some(JobState::Running), ..Default::default() }).unwrap()), [d, b]);
-    assert_eq!(ids(store.jobs(&JobFilter { limit: Some(2), ..Default::default() }).unwrap()), [d, c]);
     assert_eq!(
-        ids(store.jobs(&JobFilter { state: Some(JobState::Succeeded), kind: Some("failover".into()), limit: None }).unwrap()),
+        ids(store.jobs(&JobFilter::default()).unwrap()),
+        [d, c, b, a]
+    );
+    assert_eq!(
+        ids(store
+            .jobs(&JobFilter {
+                kind: Some("reprotect".into()),
+                ..Default::default()
+            })
+            .unwrap()),
+        [c, a]
+    );
+    assert_eq!(
+        ids(store
+            .jobs(&JobFilter {
+                state: Some(JobState::Running),
+                ..Default::default()
+            })
+            .unwrap()),
+        [d, b]
+    );
+    assert_eq!(
+        ids(store
+            .jobs(&JobFilter {
+                limit: Some(2),
+                ..Default::default()
+            })
+            .unwrap()),
+        [d, c]
+    );
+    assert_eq!(
+        ids(store
+            .jobs(&JobFilter {
+                state: Some(JobState::Succeeded),
+                kind: Some("failover".into()),
+                limit: None
+            })
+            .unwrap()),
         Vec::<i64>::new()
     );
     let unfinished = store.unfinished_jobs().unwrap();
     assert_eq!(ids(unfinished.clone()), [a, b, d]);
-    assert_eq!(unfinished[0].steps.len(), 1, "listed jobs carry their steps");
+    assert_eq!(
+        unfinished[0].steps.len(),
+        1,
+        "listed jobs carry their steps"
+    );
 }
 
 #[test]
@@ -177,8 +317,12 @@ fn events_are_numbered_per_job() {
     let (_dir, store) = new_store();
     let a = store.insert_job(&new_job("reprotect", &["s"])).unwrap().id;
     let b = store.insert_job(&new_job("reprotect", &["s"])).unwrap().id;
-    let e1 = store.append_event(&event(a, EventKind::JobStarted, "started")).unwrap();
-    let f1 = store.append_event(&event(b, EventKind::JobStarted, "started")).unwrap();
+    let e1 = store
+        .append_event(&event(a, EventKind::JobStarted, "started"))
+        .unwrap();
+    let f1 = store
+        .append_event(&event(b, EventKind::JobStarted, "started"))
+        .unwrap();
     let e2 = store
         .append_event(&NewJobEvent {
             job_id: a,
@@ -189,7 +333,12 @@ fn events_are_numbered_per_job() {
             total_bytes: 8 << 30,
         })
         .unwrap();
-    let e3 = store.append_event(&NewJobEvent { step: None, ..event(a, EventKind::JobFinished, "done") }).unwrap();
+    let e3 = store
+        .append_event(&NewJobEvent {
+            step: None,
+            ..event(a, EventKind::JobFinished, "done")
+        })
+        .unwrap();
     assert_eq!((e1.seq, e2.seq, e3.seq, f1.seq), (1, 2, 3, 1));
     assert!(e1.at > 0);
 
@@ -199,8 +348,14 @@ fn events_are_numbered_per_job() {
     assert_eq!(all[2].step, None);
     assert_eq!(store.events(a, 1).unwrap(), [e2, e3]);
     assert!(store.events(a, 3).unwrap().is_empty());
-    assert!(matches!(store.events(999, 0), Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.append_event(&event(999, EventKind::Log, "x")), Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.events(999, 0),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.append_event(&event(999, EventKind::Log, "x")),
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 #[test]
@@ -216,7 +371,9 @@ fn concurrent_writers_get_distinct_event_numbers() {
             let store = Arc::clone(&store);
             std::thread::spawn(move || {
                 for i in 0..25 {
-                    store.append_event(&event(job, EventKind::Log, &format!("writer {w} line {i}"))).unwrap();
+                    store
+                        .append_event(&event(job, EventKind::Log, &format!("writer {w} line {i}")))
+                        .unwrap();
                 }
             })
         })
@@ -224,6 +381,11 @@ fn concurrent_writers_get_distinct_event_numbers() {
     for writer in writers {
         writer.join().unwrap();
     }
-    let seqs: Vec<u64> = store.events(job, 0).unwrap().into_iter().map(|e| e.seq).collect();
+    let seqs: Vec<u64> = store
+        .events(job, 0)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.seq)
+        .collect();
     assert_eq!(seqs, (1..=100).collect::<Vec<u64>>());
 }

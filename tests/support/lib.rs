@@ -5,6 +5,7 @@
 pub mod azurite;
 pub mod child;
 pub mod conformance;
+pub mod control;
 pub mod disk_layout;
 pub mod fake_arm;
 pub mod fixture_tree;
@@ -213,7 +214,8 @@ pub fn homeward(args: &[&str]) -> (bool, String) {
 }
 
 /// Runs the `homeward` command line in-process; returns its exit code (an
-/// error that reaches `main` exits 1) and its output.
+/// error that reaches `main` exits as `main` would: 1, or the code a client
+/// command's error carries) and its output.
 pub fn homeward_exit(args: &[&str]) -> (std::process::ExitCode, String) {
     let mut out = Vec::new();
     let argv = std::iter::once("homeward").chain(args.iter().copied());
@@ -223,7 +225,7 @@ pub fn homeward_exit(args: &[&str]) -> (std::process::ExitCode, String) {
         Ok(code) => code,
         Err(e) => {
             text.push_str(&format!("error: {e:#}\n"));
-            std::process::ExitCode::FAILURE
+            homeward::cli::exit_code(&e)
         }
     };
     (code, text)

@@ -57,7 +57,7 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    runtime.block_on(lab.orchestrator.scheduler().shutdown());
+    runtime.block_on(lab.orchestrator.shutdown());
 
     if ok {
         ok = check(&lab, out)?;

@@ -35,7 +35,10 @@ impl Store {
     /// existing one is never overwritten) while the server keeps running,
     /// then checks the copy.
     pub fn backup_to(&self, dest: &Path) -> Result<BackupInfo, StoreError> {
-        let failed = |reason: String| StoreError::Backup { path: dest.to_path_buf(), reason };
+        let failed = |reason: String| StoreError::Backup {
+            path: dest.to_path_buf(),
+            reason,
+        };
         // create_new: refuses an existing file atomically, even one that
         // appears between a check and the copy.
         OpenOptions::new()
@@ -60,18 +63,27 @@ impl Store {
     }
 
     fn copy_and_check(&self, dest: &Path) -> Result<BackupInfo, StoreError> {
-        let failed = |reason: String| StoreError::Backup { path: dest.to_path_buf(), reason };
+        let failed = |reason: String| StoreError::Backup {
+            path: dest.to_path_buf(),
+            reason,
+        };
         let source = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|error| failed(format!("cannot read the state store {}: {error}", self.path.display())))?;
+        .map_err(|error| {
+            failed(format!(
+                "cannot read the state store {}: {error}",
+                self.path.display()
+            ))
+        })?;
         source
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|error| failed(error.to_string()))?;
         copy_database(&source, dest).map_err(|error| failed(format!("copying failed: {error}")))?;
         drop(source);
-        sync_file_and_dir(dest).map_err(|error| failed(format!("cannot sync the backup to disk: {error}")))?;
+        sync_file_and_dir(dest)
+            .map_err(|error| failed(format!("cannot sync the backup to disk: {error}")))?;
 
         let copy = open_read_only(dest).map_err(|error| failed(error.to_string()))?;
         let identity = check_store_file(&copy, dest)?;
@@ -92,9 +104,14 @@ impl Store {
     /// to the store, fsyncs, renames over it and removes stale -wal/-shm files.
     /// The server identity is the one in the backup.
     pub fn restore(store_path: &Path, backup: &Path) -> Result<ServerIdentity, StoreError> {
-        let store_failed =
-            |reason: String| StoreError::Backup { path: store_path.to_path_buf(), reason };
-        let backup_failed = |reason: String| StoreError::Backup { path: backup.to_path_buf(), reason };
+        let store_failed = |reason: String| StoreError::Backup {
+            path: store_path.to_path_buf(),
+            reason,
+        };
+        let backup_failed = |reason: String| StoreError::Backup {
+            path: backup.to_path_buf(),
+            reason,
+        };
 
         if !backup.is_file() {
             return Err(backup_failed("no such backup file".to_string()));
@@ -102,7 +119,10 @@ impl Store {
         if let Some(dir) = store_path.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Restoring onto a fresh machine: the state directory may not exist yet.
             fs::create_dir_all(dir).map_err(|error| {
-                store_failed(format!("cannot create the state directory {}: {error}", dir.display()))
+                store_failed(format!(
+                    "cannot create the state directory {}: {error}",
+                    dir.display()
+                ))
             })?;
         }
         let _lock = StoreLock::acquire(store_path).map_err(|error| match error {
@@ -124,7 +144,9 @@ impl Store {
             .and_then(|()| {
                 File::open(&restoring)
                     .and_then(|file| file.sync_all())
-                    .map_err(|error| store_failed(format!("cannot sync {}: {error}", restoring.display())))
+                    .map_err(|error| {
+                        store_failed(format!("cannot sync {}: {error}", restoring.display()))
+                    })
             });
         drop(source);
         if let Err(error) = written {
@@ -142,12 +164,18 @@ impl Store {
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => {
                     remove_if_present(&restoring);
-                    return Err(store_failed(format!("cannot remove {}: {error}", stale.display())));
+                    return Err(store_failed(format!(
+                        "cannot remove {}: {error}",
+                        stale.display()
+                    )));
                 }
             }
         }
         fs::rename(&restoring, store_path).map_err(|error| {
-            store_failed(format!("cannot move {} over the store: {error}", restoring.display()))
+            store_failed(format!(
+                "cannot move {} over the store: {error}",
+                restoring.display()
+            ))
         })?;
         sync_dir_of(store_path)
             .map_err(|error| store_failed(format!("cannot sync the state directory: {error}")))?;
@@ -174,10 +202,12 @@ fn copy_database(source: &Connection, dest: &Path) -> Result<(), rusqlite::Error
                     std::thread::sleep(RETRY_PAUSE);
                     waited += RETRY_PAUSE;
                 }
-                _ => return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-                    Some("the state store stayed locked during the backup".to_string()),
-                )),
+                _ => {
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        Some("the state store stayed locked during the backup".to_string()),
+                    ));
+                }
             }
         }
     }
@@ -198,7 +228,10 @@ fn open_read_only(path: &Path) -> Result<Connection, rusqlite::Error> {
 /// Checks that an open file is a sound Homeward store this code can use and
 /// returns its identity. Errors name `path`.
 fn check_store_file(conn: &Connection, path: &Path) -> Result<ServerIdentity, StoreError> {
-    let failed = |reason: String| StoreError::Backup { path: path.to_path_buf(), reason };
+    let failed = |reason: String| StoreError::Backup {
+        path: path.to_path_buf(),
+        reason,
+    };
     let sqlite_failed = |error: rusqlite::Error| match error.sqlite_error_code() {
         Some(ErrorCode::NotADatabase) => {
             failed("not a Homeward state store (the file is not an SQLite database)".to_string())
@@ -212,7 +245,8 @@ fn check_store_file(conn: &Connection, path: &Path) -> Result<ServerIdentity, St
     let version = schema::user_version(conn).map_err(sqlite_failed)?;
     if application_id != APPLICATION_ID || version == 0 {
         return Err(failed(
-            "not a Homeward state store (an SQLite database of another program, or empty)".to_string(),
+            "not a Homeward state store (an SQLite database of another program, or empty)"
+                .to_string(),
         ));
     }
     if version > SCHEMA_VERSION {
@@ -229,7 +263,8 @@ fn check_store_file(conn: &Connection, path: &Path) -> Result<ServerIdentity, St
             problems.len()
         )));
     }
-    read_identity(conn).map_err(|error| failed(format!("it has no usable server identity: {error}")))
+    read_identity(conn)
+        .map_err(|error| failed(format!("it has no usable server identity: {error}")))
 }
 
 /// What `PRAGMA integrity_check` reports; empty when it says "ok".

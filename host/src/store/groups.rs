@@ -139,9 +139,11 @@ impl Store {
         let doing = "creating a recovery plan";
         self.write(doing, |tx| {
             if tx
-                .query_row("SELECT id FROM recovery_plans WHERE name = ?1", [name], |row| {
-                    row.get::<_, i64>(0)
-                })
+                .query_row(
+                    "SELECT id FROM recovery_plans WHERE name = ?1",
+                    [name],
+                    |row| row.get::<_, i64>(0),
+                )
                 .optional()
                 .map_err(db(doing))?
                 .is_some()
@@ -180,7 +182,9 @@ impl Store {
                             "plan {name:?} has an empty script step; give the command"
                         )));
                     }
-                    PlanEntry::Manual { .. } | PlanEntry::Script { .. } => complete.push(entry.clone()),
+                    PlanEntry::Manual { .. } | PlanEntry::Script { .. } => {
+                        complete.push(entry.clone())
+                    }
                 }
             }
             let json = to_json(&complete, "the plan entries")?;
@@ -208,9 +212,13 @@ impl Store {
 
 /// A group's id by name, if it exists.
 pub(super) fn group_id(conn: &Connection, name: &str) -> Result<Option<i64>, StoreError> {
-    conn.query_row("SELECT id FROM protection_groups WHERE name = ?1", [name], |row| row.get(0))
-        .optional()
-        .map_err(db("looking up a group"))
+    conn.query_row(
+        "SELECT id FROM protection_groups WHERE name = ?1",
+        [name],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(db("looking up a group"))
 }
 
 /// The name of a group's pair; NotFound when the group does not exist.
@@ -255,7 +263,8 @@ fn select_plans(
     params: impl rusqlite::Params,
 ) -> Result<Vec<Plan>, StoreError> {
     let doing = "reading plans";
-    let sql = format!("SELECT id, name, entries, created_at FROM recovery_plans {filter} ORDER BY name");
+    let sql =
+        format!("SELECT id, name, entries, created_at FROM recovery_plans {filter} ORDER BY name");
     let mut stmt = conn.prepare(&sql).map_err(db(doing))?;
     let mut rows = stmt.query(params).map_err(db(doing))?;
     let mut plans = Vec::new();

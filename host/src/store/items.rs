@@ -244,18 +244,26 @@ fn check_disks(item: &str, disks: &[ItemDisk]) -> Result<(), StoreError> {
 }
 
 fn item_id(conn: &Connection, name: &str) -> Result<Option<i64>, StoreError> {
-    conn.query_row("SELECT id FROM protected_items WHERE name = ?1", [name], |row| row.get(0))
-        .optional()
-        .map_err(db("looking up an item"))
+    conn.query_row(
+        "SELECT id FROM protected_items WHERE name = ?1",
+        [name],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(db("looking up an item"))
 }
 
 /// NotFound unless the item with this id exists.
 fn require_item(conn: &Connection, id: i64) -> Result<(), StoreError> {
-    conn.query_row("SELECT id FROM protected_items WHERE id = ?1", [id], |row| row.get::<_, i64>(0))
-        .optional()
-        .map_err(db("looking up an item"))?
-        .map(|_| ())
-        .ok_or_else(|| StoreError::not_found("item", format!("id {id}")))
+    conn.query_row(
+        "SELECT id FROM protected_items WHERE id = ?1",
+        [id],
+        |row| row.get::<_, i64>(0),
+    )
+    .optional()
+    .map_err(db("looking up an item"))?
+    .map(|_| ())
+    .ok_or_else(|| StoreError::not_found("item", format!("id {id}")))
 }
 
 fn select_items(

@@ -45,7 +45,9 @@ impl Store {
         let id = self.write("recording a job", |tx| {
             if let Some(parent) = job.parent {
                 let exists: Option<i64> = tx
-                    .query_row("SELECT id FROM jobs WHERE id = ?1", [parent], |row| row.get(0))
+                    .query_row("SELECT id FROM jobs WHERE id = ?1", [parent], |row| {
+                        row.get(0)
+                    })
                     .optional()
                     .map_err(db("recording a job"))?;
                 if exists.is_none() {
@@ -108,10 +110,12 @@ impl Store {
     /// scheduler resumes.
     pub fn unfinished_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         let conn = self.conn();
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?1, ?2) ORDER BY id ASC"
-        );
-        select_jobs(&conn, &sql, (JobState::Queued.as_str(), JobState::Running.as_str()))
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE state IN (?1, ?2) ORDER BY id ASC");
+        select_jobs(
+            &conn,
+            &sql,
+            (JobState::Queued.as_str(), JobState::Running.as_str()),
+        )
     }
 
     /// Moves a job to `state` with `error` (None clears it). Running sets
@@ -284,7 +288,9 @@ impl Store {
 /// A job's state; NotFound when there is no such job.
 fn current_state(conn: &Connection, id: i64) -> Result<JobState, StoreError> {
     let text: Option<String> = conn
-        .query_row("SELECT state FROM jobs WHERE id = ?1", [id], |row| row.get(0))
+        .query_row("SELECT state FROM jobs WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
         .optional()
         .map_err(db("reading a job's state"))?;
     let text = text.ok_or_else(|| StoreError::not_found("job", id))?;
@@ -350,7 +356,11 @@ fn load_steps(conn: &Connection, job_id: i64) -> Result<Vec<StepRecord>, StoreEr
     let mut steps = Vec::new();
     while let Some(row) = rows.next().map_err(db(doing))? {
         let index: i64 = row.get("step_index").map_err(db(doing))?;
-        let r = RowReader::labelled(row, "job_steps", format!("row (job {job_id}, step {index})"));
+        let r = RowReader::labelled(
+            row,
+            "job_steps",
+            format!("row (job {job_id}, step {index})"),
+        );
         steps.push(StepRecord {
             index: r.u32("step_index")?,
             name: r.get("name")?,

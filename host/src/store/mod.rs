@@ -67,7 +67,11 @@ pub enum StoreError {
          it was written by a newer Homeward; upgrade Homeward (or restore a backup made by this version)",
         path.display()
     )]
-    NewerSchema { path: PathBuf, found: u32, supported: u32 },
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     /// Named thing missing: what ("group", "item"...) and its name or id.
     #[error("{what} {name:?} does not exist")]
     NotFound { what: &'static str, name: String },
@@ -87,7 +91,10 @@ pub enum StoreError {
 
 impl StoreError {
     fn not_found(what: &'static str, name: impl ToString) -> StoreError {
-        StoreError::NotFound { what, name: name.to_string() }
+        StoreError::NotFound {
+            what,
+            name: name.to_string(),
+        }
     }
 }
 
@@ -106,7 +113,10 @@ impl Store {
     /// use by another Homeward process, a file that is not a Homeward state
     /// store, and one written by a newer Homeward.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_error = |reason: String| StoreError::Open { path: path.to_path_buf(), reason };
+        let open_error = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
         {
@@ -127,7 +137,9 @@ impl Store {
             )),
         })?;
         let mut conn = Connection::open(path).map_err(|error| {
-            open_error(format!("{error}; check the file and its directory are readable and writable"))
+            open_error(format!(
+                "{error}; check the file and its directory are readable and writable"
+            ))
         })?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|error| open_error(error.to_string()))?;
@@ -158,7 +170,11 @@ impl Store {
             .map_err(|error| open_error(format!("cannot set the connection's pragmas: {error}")))?;
         schema::migrate(&mut conn, path)?;
         ensure_identity(&mut conn, path)?;
-        Ok(Store { path: path.to_path_buf(), conn: Mutex::new(conn), _lock: lock })
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            _lock: lock,
+        })
     }
 
     /// The store file.
@@ -186,7 +202,9 @@ impl Store {
     /// The connection. A panic while it was held cannot leave a transaction
     /// open (rusqlite rolls back on drop), so a poisoned lock is still usable.
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `body` in one write transaction, committed when it returns Ok.
@@ -215,7 +233,9 @@ enum FileCheck {
 /// that is not SQLite, or an SQLite database of another program.
 fn check_is_homeward_store(conn: &Connection) -> Result<(), FileCheck> {
     let classify = |error: rusqlite::Error| match error.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => FileCheck::NotHomeward("the file is not an SQLite database"),
+        Some(ErrorCode::NotADatabase) => {
+            FileCheck::NotHomeward("the file is not an SQLite database")
+        }
         Some(ErrorCode::DatabaseCorrupt) => FileCheck::NotHomeward("the file is damaged"),
         _ => FileCheck::Sqlite(error),
     };
@@ -226,10 +246,14 @@ fn check_is_homeward_store(conn: &Connection) -> Result<(), FileCheck> {
             .query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))
             .map_err(classify)?;
         if objects > 0 {
-            return Err(FileCheck::NotHomeward("an SQLite database of another program"));
+            return Err(FileCheck::NotHomeward(
+                "an SQLite database of another program",
+            ));
         }
     } else if application_id != APPLICATION_ID {
-        return Err(FileCheck::NotHomeward("an SQLite database of another program"));
+        return Err(FileCheck::NotHomeward(
+            "an SQLite database of another program",
+        ));
     }
     Ok(())
 }
@@ -241,15 +265,22 @@ fn ensure_identity(conn: &mut Connection, path: &Path) -> Result<(), StoreError>
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db(doing))?;
     let existing: Option<String> = tx
-        .query_row("SELECT value FROM meta WHERE key = 'server_id'", [], |row| row.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'server_id'",
+            [],
+            |row| row.get(0),
+        )
         .optional()
         .map_err(db(doing))?;
     if existing.is_none() {
         let mut bytes = [0u8; 8];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| StoreError::Open {
-            path: path.to_path_buf(),
-            reason: "the system's random source failed while creating the server identity".to_string(),
-        })?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| StoreError::Open {
+                path: path.to_path_buf(),
+                reason: "the system's random source failed while creating the server identity"
+                    .to_string(),
+            })?;
         let server_id = format!("hw-{}", hex::encode(bytes));
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('server_id', ?1), ('created_at', ?2)",
@@ -264,14 +295,16 @@ fn ensure_identity(conn: &mut Connection, path: &Path) -> Result<(), StoreError>
 fn read_identity(conn: &Connection) -> Result<ServerIdentity, StoreError> {
     let doing = "reading the server identity";
     let value = |key: &str| -> Result<String, StoreError> {
-        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
-            .optional()
-            .map_err(db(doing))?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!(
-                    "the state store has no {key} in table meta; it is damaged: restore a backup"
-                ))
-            })
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(db(doing))?
+        .ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "the state store has no {key} in table meta; it is damaged: restore a backup"
+            ))
+        })
     };
     let server_id = value("server_id")?;
     let created_at = value("created_at")?.parse::<u64>().map_err(|_| {
@@ -281,5 +314,9 @@ fn read_identity(conn: &Connection) -> Result<ServerIdentity, StoreError> {
         )
     })?;
     let schema_version = schema::user_version(conn).map_err(db(doing))?;
-    Ok(ServerIdentity { server_id, created_at, schema_version })
+    Ok(ServerIdentity {
+        server_id,
+        created_at,
+        schema_version,
+    })
 }

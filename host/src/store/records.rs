@@ -407,7 +407,10 @@ text_enum! {
 impl JobState {
     /// Succeeded, Failed or Cancelled: the job will not run again.
     pub fn is_finished(&self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 

@@ -129,7 +129,10 @@ impl Store {
         let doing = "recording a heartbeat";
         self.write(doing, |tx| {
             let changed = tx
-                .execute("UPDATE components SET last_heartbeat = ?2 WHERE name = ?1", (name, at))
+                .execute(
+                    "UPDATE components SET last_heartbeat = ?2 WHERE name = ?1",
+                    (name, at),
+                )
                 .map_err(db(doing))?;
             if changed == 0 {
                 return Err(StoreError::not_found("component", name));
@@ -172,7 +175,11 @@ impl Store {
     /// The plugin-set TOML known by `name`, if any.
     pub fn plugin_set(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.conn()
-            .query_row("SELECT toml FROM plugin_sets WHERE name = ?1", [name], |row| row.get(0))
+            .query_row(
+                "SELECT toml FROM plugin_sets WHERE name = ?1",
+                [name],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(db("reading a plugin set"))
     }
@@ -184,7 +191,8 @@ fn select_sites(
     params: impl rusqlite::Params,
 ) -> Result<Vec<Site>, StoreError> {
     let doing = "reading sites";
-    let sql = format!("SELECT id, name, kind, plugin, created_at FROM sites {filter} ORDER BY name");
+    let sql =
+        format!("SELECT id, name, kind, plugin, created_at FROM sites {filter} ORDER BY name");
     let mut stmt = conn.prepare(&sql).map_err(db(doing))?;
     let mut rows = stmt.query(params).map_err(db(doing))?;
     let mut sites = Vec::new();

@@ -78,12 +78,20 @@ impl<'r, 's> RowReader<'r, 's> {
             doing: format!("reading table {table}"),
             message: error.to_string(),
         })?;
-        Ok(RowReader { row, table, row_label: format!("row {id}") })
+        Ok(RowReader {
+            row,
+            table,
+            row_label: format!("row {id}"),
+        })
     }
 
     /// A row labelled by the caller (tables without an `id`).
     pub(super) fn labelled(row: &'r Row<'s>, table: &'static str, row_label: String) -> Self {
-        RowReader { row, table, row_label }
+        RowReader {
+            row,
+            table,
+            row_label,
+        }
     }
 
     fn where_(&self, column: &str) -> String {
@@ -116,7 +124,10 @@ impl<'r, 's> RowReader<'r, 's> {
     pub(super) fn u32(&self, column: &str) -> Result<u32, StoreError> {
         let value: i64 = self.get(column)?;
         u32::try_from(value).map_err(|_| {
-            StoreError::Invalid(format!("{}: value {value} out of range", self.where_(column)))
+            StoreError::Invalid(format!(
+                "{}: value {value} out of range",
+                self.where_(column)
+            ))
         })
     }
 
@@ -124,7 +135,10 @@ impl<'r, 's> RowReader<'r, 's> {
         match self.get::<Option<i64>>(column)? {
             None => Ok(None),
             Some(value) => u32::try_from(value).map(Some).map_err(|_| {
-                StoreError::Invalid(format!("{}: value {value} out of range", self.where_(column)))
+                StoreError::Invalid(format!(
+                    "{}: value {value} out of range",
+                    self.where_(column)
+                ))
             }),
         }
     }
@@ -151,7 +165,10 @@ impl<'r, 's> RowReader<'r, 's> {
     }
 
     /// A nullable JSON column.
-    pub(super) fn opt_json<T: DeserializeOwned>(&self, column: &str) -> Result<Option<T>, StoreError> {
+    pub(super) fn opt_json<T: DeserializeOwned>(
+        &self,
+        column: &str,
+    ) -> Result<Option<T>, StoreError> {
         match self.get::<Option<String>>(column)? {
             None => Ok(None),
             Some(text) => self.decode(column, &text).map(Some),

@@ -18,9 +18,11 @@ impl Store {
         let doing = "recording an API token";
         self.write(doing, |tx| {
             let holder: Option<String> = tx
-                .query_row("SELECT name FROM api_tokens WHERE digest = ?1", [&digest[..]], |row| {
-                    row.get(0)
-                })
+                .query_row(
+                    "SELECT name FROM api_tokens WHERE digest = ?1",
+                    [&digest[..]],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map_err(db(doing))?;
             if let Some(holder) = holder

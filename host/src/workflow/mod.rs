@@ -42,7 +42,7 @@ use crate::store::{
     Addressing, Component, ComponentRole, ComponentState, Direction, Item, ItemDisk, ItemState,
     NewComponent, NewItem, RecordedNic, Site, SiteKind, Store, StoreError, VmRef,
 };
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Why the orchestrator refused or failed a request.
 #[derive(Debug, thiserror::Error)]
@@ -72,13 +72,17 @@ pub enum OrchestratorError {
 pub(crate) struct Shared {
     pub store: Arc<Store>,
     pub env: Arc<Env>,
-    pub scheduler: OnceLock<Scheduler>,
+    // The scheduler holds the workflows, which hold this: `shutdown` takes
+    // it out so the cycle (and the store's lock) ends with the orchestrator.
+    pub scheduler: Mutex<Option<Scheduler>>,
 }
 
 impl Shared {
-    pub fn scheduler(&self) -> Result<&Scheduler, StepError> {
+    pub fn scheduler(&self) -> Result<Scheduler, StepError> {
         self.scheduler
-            .get()
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
             .ok_or_else(|| StepError::Failed("the scheduler is not running".to_string()))
     }
 }
@@ -88,6 +92,7 @@ impl Shared {
 #[derive(Clone)]
 pub struct Orchestrator {
     shared: Arc<Shared>,
+    scheduler: Scheduler,
 }
 
 impl Orchestrator {
@@ -96,7 +101,7 @@ impl Orchestrator {
         let shared = Arc::new(Shared {
             store: store.clone(),
             env,
-            scheduler: OnceLock::new(),
+            scheduler: Mutex::new(None),
         });
         let workflows: Vec<Arc<dyn Workflow>> = vec![
             Arc::new(reprotect::Reprotect(shared.clone())),
@@ -106,9 +111,20 @@ impl Orchestrator {
             Arc::new(failover::TestFailover(shared.clone())),
         ];
         let scheduler = Scheduler::new(store, workflows, options);
-        // Set once, right here: `new` owns the only `Shared`.
-        let _ = shared.scheduler.set(scheduler);
-        Orchestrator { shared }
+        if let Ok(mut slot) = shared.scheduler.lock() {
+            *slot = Some(scheduler.clone());
+        }
+        Orchestrator { shared, scheduler }
+    }
+
+    /// Stops taking steps, waits for running ones, and lets go of the
+    /// workflows (and with the last handle, the store and its lock). Jobs
+    /// still running stay so in the store: the next start resumes them.
+    pub async fn shutdown(&self) {
+        self.scheduler.shutdown().await;
+        if let Ok(mut slot) = self.shared.scheduler.lock() {
+            slot.take();
+        }
     }
 
     /// Starts the scheduler (inside a tokio runtime): unfinished jobs resume.
@@ -123,11 +139,7 @@ impl Orchestrator {
 
     /// The job scheduler.
     pub fn scheduler(&self) -> &Scheduler {
-        // Always set by `new`.
-        self.shared
-            .scheduler
-            .get()
-            .unwrap_or_else(|| unreachable!("Orchestrator::new sets the scheduler"))
+        &self.scheduler
     }
 
     /// The plugins.

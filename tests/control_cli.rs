@@ -1,0 +1,225 @@
+//! The `homeward` client commands against a server started in-process:
+//! tables, `--json` parsed back, exit codes, backup and restore, and a job
+//! submitted and followed with `--wait`.
+
+use homeward::store::{Group, Item, JobRecord, JobState, Plan, Role, Site, Store};
+use homeward_tests::control::TestServer;
+use homeward_tests::homeward_exit;
+use std::process::ExitCode;
+
+/// Runs a client command against `server` with a role's token.
+fn cli(server: &TestServer, role: Role, args: &[&str]) -> (ExitCode, String) {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.extend(server.cli_args(role));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    homeward_exit(&all)
+}
+
+fn ok(server: &TestServer, args: &[&str]) -> String {
+    let (code, out) = cli(server, Role::Operator, args);
+    assert_eq!(code, ExitCode::SUCCESS, "homeward {args:?}:\n{out}");
+    out
+}
+
+fn json<T: serde::de::DeserializeOwned>(server: &TestServer, args: &[&str]) -> T {
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let out = ok(server, &with_json);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("homeward {args:?}: {e}:\n{out}"))
+}
+
+#[test]
+fn records_through_the_cli_as_tables_and_json() {
+    let server = TestServer::lab();
+    let vm_id = server.add_vm("web01", &[2 << 20, 1 << 20]);
+
+    let out = ok(&server, &["site", "add", "onprem", "--kind", "on-premises", "--plugin", "lab-hypervisor"]);
+    assert!(out.contains("added site onprem"), "{out}");
+    ok(&server, &["site", "add", "cloud", "--kind", "cloud", "--plugin", "lab-cloud"]);
+    let table = ok(&server, &["site", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NAME") && lines[0].contains("KIND"), "{table}");
+    // Columns are aligned: KIND starts at the same place on every line.
+    let at = lines[0].find("KIND").unwrap();
+    assert!(lines[1..].iter().all(|l| l[at..].starts_with("on-premises") || l[at..].starts_with("cloud")), "{table}");
+    let sites: Vec<Site> = json(&server, &["site", "list"]);
+    assert_eq!(sites.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["onprem", "cloud"]);
+
+    // Registration: registering, then registered.
+    let out = ok(&server, &["component", "register", "ps-01", "--role", "process-server", "--site", "cloud"]);
+    assert!(out.contains("ps-01: registering") && out.contains("ps-01: registered"), "{out}");
+    let table = ok(&server, &["component", "list"]);
+    assert!(table.contains("ps-01") && table.contains("registered"), "{table}");
+
+    let out = ok(&server, &["discover", "onprem"]);
+    assert!(out.contains("esx-01") && out.contains("web01") && out.contains("ds1"), "{out}");
+    let inventory: serde_json::Value = json(&server, &["discover", "onprem"]);
+    assert!(inventory["vms"].as_array().unwrap().iter().any(|vm| vm["id"] == vm_id.as_str()));
+
+    let groups: Vec<Group> = json(&server, &["group", "create", "PG1", "--process-server", "ps-01", "--retention-hours", "24"]);
+    assert_eq!(groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["PG1", "PG1_Failback"]);
+    let out = ok(&server, &["group", "set", "PG1_Failback", "--datastore", "ds2", "--consistency", "true"]);
+    assert!(out.contains("ds2"), "{out}");
+    let groups: Vec<Group> = json(&server, &["group", "list"]);
+    let failback = groups.iter().find(|g| g.name == "PG1_Failback").unwrap();
+    assert_eq!(failback.settings.datastore.as_deref(), Some("ds2"));
+    assert!(failback.settings.consistency);
+    // Untouched by `set`: what create gave both groups.
+    assert_eq!(failback.settings.process_server.as_deref(), Some("ps-01"));
+
+    let plan: Plan = json(&server, &["plan", "create", "RP1", "--group", "PG1", "--manual", "check DNS"]);
+    let names: Vec<String> = plan
+        .entries
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names[1].contains("PG1_Failback") && names[2].contains("check DNS"), "{names:?}");
+    let table = ok(&server, &["plan", "list"]);
+    assert!(table.contains("PG1 → PG1_Failback → manual: check DNS"), "{table}");
+
+    let items: Vec<Item> = json(&server, &["protect", "PG1", "--site", "onprem", &vm_id]);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].disks.len(), 2);
+    let listed: Vec<Item> = json(&server, &["items", "--group", "PG1"]);
+    assert_eq!(listed, items);
+    let table = ok(&server, &["items"]);
+    assert!(table.contains("web01") && table.contains("PG1"), "{table}");
+    let table = ok(&server, &["points", "web01"]);
+    assert!(table.starts_with("ID"), "{table}");
+    let jobs: Vec<JobRecord> = json(&server, &["jobs"]);
+    assert!(jobs.is_empty());
+}
+
+#[test]
+fn exit_codes_say_what_went_wrong() {
+    let server = TestServer::lab();
+    ok(&server, &["site", "add", "onprem", "--kind", "on-premises", "--plugin", "lab-hypervisor"]);
+
+    // 4: not found.
+    for args in [&["points", "nope"][..], &["items", "--group", "PG9"], &["jobs", "77"], &["discover", "mars"]] {
+        let (code, out) = cli(&server, Role::Operator, args);
+        assert_eq!(code, ExitCode::from(4), "{args:?}:\n{out}");
+    }
+    // 5: refused (a name taken).
+    let (code, out) = cli(&server, Role::Operator, &["site", "add", "onprem", "--kind", "cloud", "--plugin", "lab-cloud"]);
+    assert_eq!(code, ExitCode::from(5), "{out}");
+    assert!(out.contains("already exists"), "{out}");
+    // 3: the read-only token cannot change anything.
+    let (code, out) = cli(&server, Role::ReadOnly, &["site", "add", "x", "--kind", "cloud", "--plugin", "lab-cloud"]);
+    assert_eq!(code, ExitCode::from(3), "{out}");
+    assert!(out.contains("operator"), "{out}");
+    // 3: a token file that holds no token of this server.
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.token");
+    std::fs::write(&bogus, "not-a-token-of-this-server\n").unwrap();
+    let (code, out) = homeward_exit(&["site", "list", "--server", &server.url, "--token-file", bogus.to_str().unwrap()]);
+    assert_eq!(code, ExitCode::from(3), "{out}");
+    assert!(!out.contains("not-a-token-of-this-server"), "the token was echoed:\n{out}");
+    // 3: nobody listens there.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let token = server.token_file(Role::Operator);
+    let (code, out) = homeward_exit(&[
+        "site",
+        "list",
+        "--server",
+        &format!("http://{closed}"),
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert_eq!(code, ExitCode::from(3), "{out}");
+    assert!(out.contains("cannot reach"), "{out}");
+    // 2: failover without --yes says where it would go, and sends nothing.
+    let (code, out) = cli(&server, Role::Operator, &["failover", "RP1", "--direction", "to-on-premises"]);
+    assert_eq!(code, ExitCode::from(2), "{out}");
+    assert!(out.contains("to on-premises") && out.contains("--yes"), "{out}");
+    let jobs: Vec<JobRecord> = json(&server, &["jobs"]);
+    assert!(jobs.is_empty());
+    // 2: input the server rejects.
+    let (code, out) = cli(&server, Role::Operator, &["plan", "create", "RP0"]);
+    assert_eq!(code, ExitCode::from(2), "{out}");
+}
+
+#[test]
+fn backup_streams_from_the_server_and_restore_waits_for_it_to_stop() {
+    let mut server = TestServer::lab();
+    ok(&server, &["site", "add", "onprem", "--kind", "on-premises", "--plugin", "lab-hypervisor"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("homeward-backup.db");
+    let out = ok(&server, &["admin", "backup", file.to_str().unwrap()]);
+    assert!(out.contains("backup of server hw-"), "{out}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let identity = server.orchestrator.store().identity().unwrap();
+    {
+        let copy = Store::open(&file).unwrap();
+        assert_eq!(copy.identity().unwrap(), identity);
+    }
+    // Never over an existing file.
+    let (code, out) = cli(&server, Role::Operator, &["admin", "backup", file.to_str().unwrap()]);
+    assert_eq!(code, ExitCode::from(2), "{out}");
+
+    // The server holds the store: restore refuses and leaves it alone.
+    ok(&server, &["site", "add", "cloud", "--kind", "cloud", "--plugin", "lab-cloud"]);
+    let state = server.state.root().to_str().unwrap().to_string();
+    let (code, out) = homeward_exit(&["admin", "restore", file.to_str().unwrap(), "--state-dir", &state]);
+    assert_eq!(code, ExitCode::from(5), "{out}");
+    assert!(out.contains("stop it first"), "{out}");
+    assert_eq!(server.orchestrator.store().sites().unwrap().len(), 2);
+    // Without a state directory it does not guess.
+    let (code, out) = homeward_exit(&["admin", "restore", file.to_str().unwrap()]);
+    assert_eq!(code, ExitCode::from(2), "{out}");
+
+    // Stopped (and the store closed), the restore goes through.
+    server.stop();
+    let store_path = server.state.store_path();
+    drop(server);
+    let (code, out) = homeward_exit(&["admin", "restore", file.to_str().unwrap(), "--state-dir", &state]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains(&identity.server_id), "{out}");
+    let restored = Store::open(&store_path).unwrap();
+    assert_eq!(restored.identity().unwrap(), identity);
+    assert_eq!(restored.sites().unwrap().len(), 1, "the site added after the backup is gone");
+}
+
+/// The demo lab's first stage, submitted and followed through the CLI.
+#[test]
+fn a_reprotect_submitted_with_wait_is_followed_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = homeward::demo::DemoLab::create(dir.path()).unwrap();
+    let state = homeward::control::state::StateDir::new(dir.path().join("state"));
+    let server = TestServer::serve(lab.orchestrator.clone(), state);
+
+    let (code, out) = cli(
+        &server,
+        Role::Operator,
+        &["reprotect", homeward::demo::VM, "--direction", "to-cloud", "--process-server", "ps-01", "--wait"],
+    );
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("submitted: "), "{out}");
+    assert!(out.contains(": done"), "no step was reported done:\n{out}");
+    assert!(out.lines().last().unwrap().ends_with("succeeded"), "{out}");
+
+    let jobs: Vec<JobRecord> = json(&server, &["jobs", "--kind", "reprotect"]);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].state, JobState::Succeeded);
+    let id = jobs[0].id.to_string();
+    // Watching a finished job replays its events as JSON lines and ends.
+    let (code, out) = cli(&server, Role::ReadOnly, &["jobs", &id, "--watch", "--json"]);
+    assert_eq!(code, ExitCode::SUCCESS, "{out}");
+    let kinds: Vec<String> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["kind"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("job-started"), "{out}");
+    assert!(kinds.iter().any(|k| k == "job-finished"), "{out}");
+    let detail = ok(&server, &["jobs", &id]);
+    assert!(detail.contains("state:     succeeded"), "{detail}");
+    // A finished job cannot be cancelled.
+    let (code, out) = cli(&server, Role::Operator, &["jobs", "cancel", &id]);
+    assert_eq!(code, ExitCode::from(5), "{out}");
+}

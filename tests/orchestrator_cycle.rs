@@ -1,0 +1,220 @@
+//! The whole failback cycle on the lab adapters, stage by stage, with the
+//! state the store, the site and the cloud must be in after each one; the
+//! split-brain guard; and backup, wipe and restore of the state store in the
+//! middle of a cycle.
+
+use homeward::demo::{self, DemoLab, Stage};
+use homeward::lab::cloud::format::LabPower;
+use homeward::lab::guest;
+use homeward::plugin::adapter::PowerState;
+use homeward::store::{Direction, ItemState, JobState, SiteKind, Store};
+use homeward::workflow::{ReprotectParams, fingerprint};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+fn onprem_power(lab: &DemoLab) -> PowerState {
+    let inventory = lab.orchestrator.discover("onprem").unwrap();
+    inventory.vms.iter().find(|v| v.name == demo::VM).unwrap().power
+}
+
+fn stage_ok(rt: &tokio::runtime::Runtime, lab: &DemoLab, stage: Stage) -> Vec<homeward::store::JobRecord> {
+    let jobs = rt.block_on(lab.run_stage(stage)).unwrap();
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Succeeded, "{stage:?}: job {} {}: {:?}", job.id, job.summary, job.error);
+    }
+    jobs
+}
+
+fn data_disks_equal(lab: &DemoLab) -> bool {
+    let onprem = lab.onprem_disks().unwrap();
+    fingerprint(&onprem[1]).unwrap() == fingerprint(&lab.cloud_disk("web01-data0")).unwrap()
+}
+
+#[test]
+fn demo_cycle_reaches_every_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = DemoLab::create(dir.path()).unwrap();
+    let rt = runtime();
+    let _guard = rt.enter();
+    lab.orchestrator.start().unwrap();
+    let store = lab.store().clone();
+    let original_vm = store.item(demo::VM).unwrap().source.vm_id.clone();
+
+    // Protect: one point to the cloud; the cloud disks equal the site's.
+    stage_ok(&rt, &lab, Stage::Protect);
+    let item = store.item(demo::VM).unwrap();
+    assert_eq!(item.state, ItemState::Protected);
+    assert_eq!(item.group, demo::GROUP);
+    assert_eq!(item.replica.as_ref().unwrap().site, "cloud");
+    let points = store.points(item.id).unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].direction, Direction::ToCloud);
+    assert!(points[0].disks.iter().all(|d| d.digest.is_some()));
+    assert!(data_disks_equal(&lab));
+
+    // Failover to the cloud: the cloud VM runs, the site's is off, the item
+    // swapped sides, and the site's disks have a recorded fingerprint.
+    stage_ok(&rt, &lab, Stage::FailoverToCloud);
+    let item = store.item(demo::VM).unwrap();
+    assert_eq!(item.state, ItemState::FailedOver);
+    assert_eq!(store.site(&item.source.site).unwrap().kind, SiteKind::Cloud);
+    assert_eq!(item.replica.as_ref().unwrap().vm_id, original_vm);
+    assert_eq!(lab.cloud.vm(demo::VM).unwrap().unwrap().power, LabPower::Running);
+    assert_eq!(onprem_power(&lab), PowerState::PoweredOff);
+    let generations = store.generations(item.id).unwrap();
+    assert!(generations.iter().filter(|g| g.fingerprint.is_some()).count() >= 2, "{generations:?}");
+
+    stage_ok(&rt, &lab, Stage::WriteInCloud);
+    assert!(!data_disks_equal(&lab), "the cloud wrote new data");
+
+    // Reprotect: original location (the VM still exists), split brain
+    // checked on both disks, only the changes sent.
+    let jobs = stage_ok(&rt, &lab, Stage::Reprotect);
+    let item = store.item(demo::VM).unwrap();
+    assert_eq!(item.state, ItemState::Protected);
+    assert_eq!(item.group, format!("{}_Failback", demo::GROUP));
+    assert_eq!(item.replica.as_ref().unwrap().vm_id, original_vm);
+    let job = &jobs[0];
+    let check = &job.steps.iter().find(|s| s.name == "check").unwrap().output;
+    assert_eq!(check["location"], "original");
+    let guard = &job.steps.iter().find(|s| s.name == "split-brain").unwrap().output;
+    assert_eq!(guard["checked"], 2);
+    assert_eq!(guard["changed"].as_array().unwrap().len(), 0);
+    let sent: u64 = job
+        .steps
+        .iter()
+        .filter(|s| s.name.starts_with("sync-disk"))
+        .map(|s| s.output["bytes_sent"].as_u64().unwrap())
+        .sum();
+    assert!(sent < (demo::DATA_DISK / 2), "a delta, not a full copy: {sent} bytes");
+    assert!(data_disks_equal(&lab));
+
+    // Failback: the site's VM runs the cloud's data with its static address
+    // back; the cloud VM is deallocated.
+    let jobs = stage_ok(&rt, &lab, Stage::Failback);
+    let item = store.item(demo::VM).unwrap();
+    assert_eq!(item.state, ItemState::FailedOver);
+    assert_eq!(item.source.vm_id, original_vm);
+    assert_eq!(onprem_power(&lab), PowerState::PoweredOn);
+    assert_eq!(lab.cloud.vm(demo::VM).unwrap().unwrap().power, LabPower::Deallocated);
+    let child = jobs.iter().find(|j| j.kind == "failover-item").unwrap();
+    let steps = &child.steps.iter().find(|s| s.name == "guest-steps").unwrap().output;
+    let changes: u64 = steps["steps"].as_array().unwrap().iter().map(|s| s["changes"].as_u64().unwrap()).sum();
+    assert!(changes > 0, "the guest steps fixed the guest: {steps}");
+    assert!(steps["replanned"].as_array().unwrap().iter().all(|r| r[1] == 0), "{steps}");
+    let os = &lab.onprem_disks().unwrap()[0];
+    assert_eq!(lab.read_guest_file(os, guest::APP_DATA).unwrap(), demo::CLOUD_DATA);
+    let ifcfg = String::from_utf8(lab.read_guest_file(os, guest::IFCFG).unwrap()).unwrap();
+    assert!(ifcfg.contains("IPADDR=10.10.0.21"), "{ifcfg}");
+    assert!(data_disks_equal(&lab));
+
+    // Commit and reprotect to the cloud: protected again, the stopped cloud
+    // VM deleted, its disks kept as the replica.
+    stage_ok(&rt, &lab, Stage::CommitAndReprotect);
+    let item = store.item(demo::VM).unwrap();
+    assert_eq!(item.state, ItemState::Protected);
+    assert_eq!(item.group, demo::GROUP);
+    assert!(lab.cloud.vm(demo::VM).unwrap().is_none());
+    assert!(lab.cloud.disk("web01-os").unwrap().is_some());
+    assert!(data_disks_equal(&lab));
+    rt.block_on(lab.orchestrator.shutdown());
+}
+
+#[test]
+fn demo_command_passes() {
+    let (code, out) = homeward_tests::homeward_exit(&["demo"]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("demo passed"), "{out}");
+    assert!(out.contains("guest-steps"), "{out}");
+}
+
+#[test]
+fn split_brain_guard_keeps_a_changed_onprem_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = DemoLab::create(dir.path()).unwrap();
+    let rt = runtime();
+    let _guard = rt.enter();
+    lab.orchestrator.start().unwrap();
+    for stage in [Stage::Protect, Stage::FailoverToCloud, Stage::WriteInCloud] {
+        stage_ok(&rt, &lab, stage);
+    }
+    // Someone boots the old on-premises VM and writes to its data disk.
+    let disk_path = lab.onprem_disks().unwrap()[1].clone();
+    {
+        let disk = homeward::disk::open(&disk_path, true, None).unwrap();
+        disk.write_at(b"written on premises after the failover", 32 << 20).unwrap();
+        disk.flush().unwrap();
+    }
+    let before = fingerprint(&disk_path).unwrap();
+
+    let jobs = rt.block_on(lab.run_stage(Stage::Reprotect)).unwrap();
+    assert_eq!(jobs[0].state, JobState::Failed);
+    let error = jobs[0].error.clone().unwrap();
+    assert!(error.contains("split brain") && error.contains("allow"), "{error}");
+    assert_eq!(fingerprint(&disk_path).unwrap(), before, "the changed disk is untouched");
+    assert_eq!(lab.store().item(demo::VM).unwrap().state, ItemState::FailedOver);
+
+    // The operator says so: the on-premises changes are discarded.
+    let mut params = reprotect_to_onprem();
+    params.allow_overwrite = true;
+    let id = lab.orchestrator.reprotect(&params).unwrap();
+    let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let guard = &job.steps.iter().find(|s| s.name == "split-brain").unwrap().output;
+    assert_eq!(guard["overwritten"], true);
+    assert!(data_disks_equal(&lab));
+    rt.block_on(lab.orchestrator.shutdown());
+}
+
+fn reprotect_to_onprem() -> ReprotectParams {
+    ReprotectParams {
+        item: demo::VM.into(),
+        direction: Direction::ToOnPremises,
+        group: None,
+        master_target: Some("mt-01".into()),
+        process_server: Some("ps-01".into()),
+        account: None,
+        datastore: Some("ds1".into()),
+        retention_hours: None,
+        allow_overwrite: false,
+    }
+}
+
+#[test]
+fn backup_wipe_restore_then_failback_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = dir.path().join("backup.db");
+    let identity;
+    {
+        let lab = DemoLab::create(dir.path()).unwrap();
+        let rt = runtime();
+        let _guard = rt.enter();
+        lab.orchestrator.start().unwrap();
+        for stage in [Stage::Protect, Stage::FailoverToCloud, Stage::WriteInCloud, Stage::Reprotect] {
+            stage_ok(&rt, &lab, stage);
+        }
+        identity = lab.store().identity().unwrap();
+        let info = lab.store().backup_to(&backup).unwrap();
+        assert_eq!(info.server_id, identity.server_id);
+        rt.block_on(lab.orchestrator.shutdown());
+    }
+    // Wipe the state store, then restore it from the backup.
+    let state = dir.path().join("state");
+    std::fs::remove_dir_all(&state).unwrap();
+    let restored = Store::restore(&state.join("homeward.db"), &backup).unwrap();
+    assert_eq!(restored.server_id, identity.server_id);
+
+    let lab = DemoLab::open(dir.path()).unwrap();
+    let rt = runtime();
+    let _guard = rt.enter();
+    lab.orchestrator.start().unwrap();
+    assert_eq!(lab.store().identity().unwrap().server_id, identity.server_id);
+    assert_eq!(lab.store().item(demo::VM).unwrap().state, ItemState::Protected);
+    stage_ok(&rt, &lab, Stage::Failback);
+    let os = &lab.onprem_disks().unwrap()[0];
+    assert_eq!(lab.read_guest_file(os, guest::APP_DATA).unwrap(), demo::CLOUD_DATA);
+    assert!(data_disks_equal(&lab));
+    rt.block_on(lab.orchestrator.shutdown());
+}
