@@ -52,7 +52,9 @@ fn a_wrong_token_is_unauthenticated_and_never_echoed() {
         let mut near = server.token(Role::Operator);
         let last = near.pop().unwrap();
         near.push(if last == 'A' { 'B' } else { 'A' });
-        let conn = Connection::open_with_token(&server.url, &near).await.unwrap();
+        let conn = Connection::open_with_token(&server.url, &near)
+            .await
+            .unwrap();
         let status = conn
             .client
             .clone()
@@ -72,7 +74,11 @@ fn the_read_only_token_reads_but_cannot_change_anything() {
         operator
             .client
             .clone()
-            .add_site(add_site("onprem", pb::SiteKind::OnPremises, "lab-hypervisor"))
+            .add_site(add_site(
+                "onprem",
+                pb::SiteKind::OnPremises,
+                "lab-hypervisor",
+            ))
             .await
             .unwrap();
 
@@ -100,7 +106,10 @@ fn the_read_only_token_reads_but_cannot_change_anything() {
             .await
             .unwrap()
             .into_inner();
-        assert!(inventory.vms.iter().any(|vm| vm.name == "mt-01"), "{inventory:?}");
+        assert!(
+            inventory.vms.iter().any(|vm| vm.name == "mt-01"),
+            "{inventory:?}"
+        );
 
         let status = client
             .add_site(add_site("other", pb::SiteKind::Cloud, "lab-cloud"))
@@ -145,16 +154,19 @@ fn the_read_only_token_reads_but_cannot_change_anything() {
 
 #[test]
 fn reflection_lists_the_control_service_without_a_token() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let server = TestServer::lab();
     server.block_on(async {
-        let mut client = ServerReflectionClient::connect(server.url.clone())
+        let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
+            .unwrap()
+            .connect()
             .await
             .unwrap();
+        let mut client = ServerReflectionClient::new(channel);
         let requests = [
             MessageRequest::ListServices(String::new()),
             MessageRequest::FileContainingSymbol("homeward.control.v1.Control".into()),
@@ -181,10 +193,9 @@ fn reflection_lists_the_control_service_without_a_token() {
             panic!("no file descriptor for the service");
         };
         assert!(
-            files
-                .file_descriptor_proto
-                .iter()
-                .any(|f| f.windows(b"control.proto".len()).any(|w| w == b"control.proto")),
+            files.file_descriptor_proto.iter().any(|f| f
+                .windows(b"control.proto".len())
+                .any(|w| w == b"control.proto")),
             "the descriptor is not control.proto's"
         );
     });
@@ -208,7 +219,11 @@ fn sites_components_groups_plans_and_items() {
 
         // Sites; a name is taken once.
         client
-            .add_site(add_site("onprem", pb::SiteKind::OnPremises, "lab-hypervisor"))
+            .add_site(add_site(
+                "onprem",
+                pb::SiteKind::OnPremises,
+                "lab-hypervisor",
+            ))
             .await
             .unwrap();
         client
@@ -480,7 +495,11 @@ fn an_online_backup_is_a_store_with_the_same_identity() {
         let conn = connect(&server, Role::Operator).await;
         let mut client = conn.client.clone();
         client
-            .add_site(add_site("onprem", pb::SiteKind::OnPremises, "lab-hypervisor"))
+            .add_site(add_site(
+                "onprem",
+                pb::SiteKind::OnPremises,
+                "lab-hypervisor",
+            ))
             .await
             .unwrap();
         let me = client

@@ -40,8 +40,13 @@ impl Workflow for Migration {
 
     fn prepare(&self, params: &Value) -> Result<PreparedJob, StepError> {
         Ok(PreparedJob {
-            steps: ["step1", "step2", "step3", "step4"].map(String::from).to_vec(),
-            resources: vec![format!("mt:{}", params["target"].as_str().unwrap_or("mt-01"))],
+            steps: ["step1", "step2", "step3", "step4"]
+                .map(String::from)
+                .to_vec(),
+            resources: vec![format!(
+                "mt:{}",
+                params["target"].as_str().unwrap_or("mt-01")
+            )],
             summary: "migrate web01".to_string(),
             parent: None,
         })
@@ -87,7 +92,9 @@ fn resume_child_entry() {
             SchedulerOptions::default(),
         );
         scheduler.start().unwrap();
-        let id = scheduler.submit("migration", json!({ "target": "mt-01" })).unwrap();
+        let id = scheduler
+            .submit("migration", json!({ "target": "mt-01" }))
+            .unwrap();
         // Killed long before this returns.
         let _ = scheduler.wait(id).await;
     });
@@ -117,7 +124,10 @@ async fn a_job_killed_mid_step_resumes_at_that_step_after_kill_9() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the child scheduler exited ({status}) before step 3 started");
         }
-        assert!(Instant::now() < deadline, "step 3 never started in the child");
+        assert!(
+            Instant::now() < deadline,
+            "step 3 never started in the child"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     child.kill().unwrap(); // SIGKILL: nothing of the child's runs after this
@@ -129,7 +139,8 @@ async fn a_job_killed_mid_step_resumes_at_that_step_after_kill_9() {
     assert_eq!(jobs.len(), 1);
     let before = &jobs[0];
     assert_eq!(before.state, JobState::Running);
-    let states: Vec<(StepState, u32)> = before.steps.iter().map(|s| (s.state, s.attempts)).collect();
+    let states: Vec<(StepState, u32)> =
+        before.steps.iter().map(|s| (s.state, s.attempts)).collect();
     assert_eq!(
         states,
         [
@@ -174,12 +185,18 @@ async fn a_job_killed_mid_step_resumes_at_that_step_after_kill_9() {
         json!({ "step": "step4", "earlier": { "step": "step3", "earlier": { "step": "step2",
             "earlier": { "step": "step1", "earlier": null } } } })
     );
-    assert_eq!(job.started_at, before.started_at, "the job is not started over");
+    assert_eq!(
+        job.started_at, before.started_at,
+        "the job is not started over"
+    );
 
     let events = store.events(job.id, 0).unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
-    let lines: Vec<(EventKind, &str)> = events.iter().map(|e| (e.kind, e.message.as_str())).collect();
+    let lines: Vec<(EventKind, &str)> = events
+        .iter()
+        .map(|e| (e.kind, e.message.as_str()))
+        .collect();
     assert_eq!(
         lines,
         [
@@ -189,7 +206,10 @@ async fn a_job_killed_mid_step_resumes_at_that_step_after_kill_9() {
             (EventKind::StepStarted, "step2"),
             (EventKind::StepDone, "step2"),
             (EventKind::StepStarted, "step3"),
-            (EventKind::Log, "resumed after a restart at step 3 of 4 (step3)"),
+            (
+                EventKind::Log,
+                "resumed after a restart at step 3 of 4 (step3)"
+            ),
             (EventKind::StepStarted, "step3 (attempt 2)"),
             (EventKind::StepDone, "step3"),
             (EventKind::StepStarted, "step4"),

@@ -16,12 +16,14 @@
 //! - [`embedded`]: the plugins built into the `homeward` binary.
 //! - [`sync`]: the replication data path (process server, master target).
 //! - [`bench`](mod@bench): the plugin-runtime benchmark behind `homeward bench plugins`.
+//! - [`bench_plan`]: the 1000-VM recovery-plan benchmark (`homeward bench plan`).
 //! - [`scaffold`]: new plugin crates from templates (`homeward plugin new`).
 //! - [`control`]: the control API (gRPC `homeward.control.v1`): server, tokens, client.
 //! - [`cli`]: the `homeward` command.
 
 pub mod bench;
 pub mod bench_page_blob;
+pub mod bench_plan;
 pub mod cli;
 pub mod config;
 pub mod conformance;

@@ -59,6 +59,14 @@ impl HomewardChild {
     pub fn id(&self) -> u32 {
         self.child.id()
     }
+
+    /// Asks the child to stop (SIGTERM) and waits for it; returns how it ended.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+        self.child.wait().expect("wait for the child")
+    }
 }
 
 impl Drop for HomewardChild {

@@ -9,7 +9,7 @@ use homeward::control::state::StateDir;
 use homeward::jobs::SchedulerOptions;
 use homeward::lab::cloud::{self as lab_cloud, LabCloud};
 use homeward::lab::hypervisor::{self as lab_site, LabSite, LabVm};
-use homeward::plugin::{Runtime, RuntimeOptions};
+use homeward::plugin::{PluginSettings, Runtime, RuntimeOptions};
 use homeward::store::Role;
 use homeward::workflow::{Env, Orchestrator};
 use std::path::PathBuf;
@@ -35,6 +35,7 @@ impl TestServer {
     /// its plugin set holds the two lab adapters (ids `lab-hypervisor` and
     /// `lab-cloud`). No site, group or item is recorded yet.
     pub fn lab() -> TestServer {
+        warm_compile_cache();
         let dir = tempfile::tempdir().expect("temp dir");
         let site = LabSite::create(&dir.path().join("site")).expect("lab site");
         let cloud = LabCloud::create(&dir.path().join("cloud")).expect("lab cloud");
@@ -137,13 +138,42 @@ impl TestServer {
     /// orchestrator lives).
     pub fn stop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            let scheduler = self.orchestrator.scheduler().clone();
+            let orchestrator = self.orchestrator.clone();
             self.runtime.block_on(async {
                 handle.stop().await.expect("server stops");
-                scheduler.shutdown().await;
+                orchestrator.shutdown().await;
             });
         }
     }
+
+    /// Stops the server and lets go of everything it held, the store (and
+    /// its lock) included; returns the temporary directory, which lives on
+    /// with the caller.
+    pub fn close(mut self) -> Option<tempfile::TempDir> {
+        self.stop();
+        self._dir.take()
+    }
+}
+
+/// Compiles the lab adapters into the shared cache once, while other tests
+/// of the binary wait, instead of once per test in parallel.
+fn warm_compile_cache() {
+    static WARM: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    WARM.get_or_init(|| {
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: Some(crate::shared_cache_dir().to_path_buf()),
+            ..RuntimeOptions::default()
+        })
+        .expect("plugin runtime");
+        for wasm in [
+            homeward::embedded::LAB_HYPERVISOR.wasm,
+            homeward::embedded::LAB_CLOUD.wasm,
+        ] {
+            runtime
+                .load(wasm, "embedded", PluginSettings::default())
+                .expect("lab plugin compiles");
+        }
+    });
 }
 
 impl Drop for TestServer {

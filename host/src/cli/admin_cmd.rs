@@ -2,7 +2,7 @@
 //! `homeward admin restore FILE --state-dir DIR` (offline, into a stopped
 //! server's state directory).
 
-use super::control_cmd::{ClientOpts, block_on, connect};
+use super::control_cmd::{ClientOpts, OutputOpts, ServerOpts, block_on, connect};
 use crate::control::client::ClientError;
 use crate::control::proto as pb;
 use crate::control::state::StateDir;
@@ -19,7 +19,7 @@ use tokio_stream::StreamExt;
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -40,10 +40,11 @@ enum AdminCommand {
     },
 }
 
-pub fn run(args: AdminArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn run(args: AdminArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     match args.command {
-        AdminCommand::Backup { file } => backup(&args.client, &file, out),
-        AdminCommand::Restore { file } => restore(&args.client, &file, out),
+        AdminCommand::Backup { file } => backup(&client, &file, out),
+        AdminCommand::Restore { file } => restore(&client, &file, out),
     }
 }
 
@@ -71,9 +72,7 @@ fn backup(client: &ClientOpts, file: &Path, out: &mut dyn Write) -> anyhow::Resu
             .create_new(true)
             .mode(0o600)
             .open(&partial)
-            .map_err(|e| {
-                ClientError::Usage(format!("cannot create {}: {e}", partial.display()))
-            })?;
+            .map_err(|e| ClientError::Usage(format!("cannot create {}: {e}", partial.display())))?;
         let result: anyhow::Result<(u64, pb::BackupChunk)> = async {
             let mut written = 0u64;
             let mut head: Option<pb::BackupChunk> = None;
@@ -90,9 +89,8 @@ fn backup(client: &ClientOpts, file: &Path, out: &mut dyn Write) -> anyhow::Resu
                     });
                 }
             }
-            let head = head.ok_or_else(|| {
-                ClientError::Failed("the server sent no backup data".to_string())
-            })?;
+            let head = head
+                .ok_or_else(|| ClientError::Failed("the server sent no backup data".to_string()))?;
             if written != head.total_bytes {
                 return Err(ClientError::Failed(format!(
                     "the backup is incomplete: {written} of {} bytes arrived",
@@ -150,7 +148,10 @@ fn backup(client: &ClientOpts, file: &Path, out: &mut dyn Write) -> anyhow::Resu
 
 /// `FILE.partial`, where a backup is written until complete.
 fn partial_path(file: &Path) -> PathBuf {
-    let mut name = file.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = file
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".partial");
     file.with_file_name(name)
 }

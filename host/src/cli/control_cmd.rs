@@ -28,10 +28,11 @@ use std::time::{Duration, Instant};
 /// How long `component register` waits for the server's check.
 const REGISTRATION_WAIT: Duration = Duration::from_secs(60);
 
-/// Where a client command finds its server, and how it answers.
+/// Where the client commands find their server (options of `homeward`
+/// itself, so they go before or after the command).
 #[derive(Debug, Clone, Args)]
-pub struct ClientOpts {
-    /// The server's control API.
+pub struct ServerOpts {
+    /// Client commands: the server's control API.
     #[arg(
         long,
         global = true,
@@ -40,14 +41,47 @@ pub struct ClientOpts {
         value_name = "URL"
     )]
     pub server: String,
-    /// The file holding the API token (default: STATE_DIR/tokens/operator.token).
+    /// Client commands: the file holding the API token (default:
+    /// STATE_DIR/tokens/operator.token).
     #[arg(long, global = true, env = "HOMEWARD_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// The server's state directory, when on the server's machine (default: ./homeward-state).
+    /// The server's state directory (store and token files): where `serve`
+    /// keeps its state, `admin restore` restores to, and client commands on
+    /// the server's machine find the operator token. Default: ./homeward-state.
     #[arg(long, global = true, env = "HOMEWARD_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+impl ServerOpts {
+    /// The options of one client command.
+    pub fn with_json(&self, json: bool) -> ClientOpts {
+        ClientOpts {
+            server: self.server.clone(),
+            token_file: self.token_file.clone(),
+            state_dir: self.state_dir.clone(),
+            json,
+        }
+    }
+}
+
+/// How a client command answers.
+#[derive(Debug, Clone, Args)]
+pub struct OutputOpts {
     /// Print JSON (the store's records) instead of tables.
     #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Everything a client command needs to reach its server and answer.
+#[derive(Debug, Clone)]
+pub struct ClientOpts {
+    /// The server's URL.
+    pub server: String,
+    /// `--token-file`.
+    pub token_file: Option<PathBuf>,
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--json`.
     pub json: bool,
 }
 
@@ -101,22 +135,27 @@ pub enum ClientCommand {
 
 /// Runs a client command. `matches` are the whole command line's (for the
 /// order of a plan's entries).
-pub fn run(cmd: ClientCommand, matches: &ArgMatches, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn run(
+    cmd: ClientCommand,
+    server: &ServerOpts,
+    matches: &ArgMatches,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     match cmd {
-        ClientCommand::Site(args) => site(args, out),
-        ClientCommand::Component(args) => component(args, out),
-        ClientCommand::Discover(args) => discover(args, out),
-        ClientCommand::Group(args) => group(args, out),
-        ClientCommand::Protect(args) => protect(args, out),
-        ClientCommand::Items(args) => items(args, out),
-        ClientCommand::Plan(args) => plan(args, matches, out),
-        ClientCommand::Reprotect(args) => reprotect(args, out),
-        ClientCommand::Failover(args) => failover(args, out),
-        ClientCommand::Commit(args) => commit(args, out),
-        ClientCommand::TestFailover(args) => test_failover(args, out),
-        ClientCommand::Points(args) => points(args, out),
-        ClientCommand::Jobs(args) => jobs_cmd::run(args, out),
-        ClientCommand::Admin(args) => super::admin_cmd::run(args, out),
+        ClientCommand::Site(args) => site(args, server, out),
+        ClientCommand::Component(args) => component(args, server, out),
+        ClientCommand::Discover(args) => discover(args, server, out),
+        ClientCommand::Group(args) => group(args, server, out),
+        ClientCommand::Protect(args) => protect(args, server, out),
+        ClientCommand::Items(args) => items(args, server, out),
+        ClientCommand::Plan(args) => plan(args, server, matches, out),
+        ClientCommand::Reprotect(args) => reprotect(args, server, out),
+        ClientCommand::Failover(args) => failover(args, server, out),
+        ClientCommand::Commit(args) => commit(args, server, out),
+        ClientCommand::TestFailover(args) => test_failover(args, server, out),
+        ClientCommand::Points(args) => points(args, server, out),
+        ClientCommand::Jobs(args) => jobs_cmd::run(args, server, out),
+        ClientCommand::Admin(args) => super::admin_cmd::run(args, server, out),
     }
 }
 
@@ -149,7 +188,10 @@ where
 }
 
 /// Prints a value as pretty JSON.
-pub(super) fn print_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
+pub(super) fn print_json<T: Serialize + ?Sized>(
+    out: &mut dyn Write,
+    value: &T,
+) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)?;
     Ok(())
@@ -192,7 +234,7 @@ fn direction_words(direction: Direction) -> &'static str {
 #[derive(Debug, Args)]
 pub struct SiteArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     #[command(subcommand)]
     command: SiteCommand,
 }
@@ -214,10 +256,11 @@ enum SiteCommand {
     List,
 }
 
-fn site(args: SiteArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let json = args.client.json;
+fn site(args: SiteArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
+    let json = client.json;
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let mut client = conn.client.clone();
         match args.command {
             SiteCommand::Add { name, kind, plugin } => {
@@ -279,7 +322,7 @@ fn site(args: SiteArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Args)]
 pub struct ComponentArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     #[command(subcommand)]
     command: ComponentCommand,
 }
@@ -320,10 +363,15 @@ enum ComponentCommand {
     },
 }
 
-fn component(args: ComponentArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let json = args.client.json;
+fn component(
+    args: ComponentArgs,
+    server: &ServerOpts,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
+    let json = client.json;
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let mut client = conn.client.clone();
         match args.command {
             ComponentCommand::Register {
@@ -450,14 +498,19 @@ fn component(args: ComponentArgs, out: &mut dyn Write) -> anyhow::Result<ExitCod
 #[derive(Debug, Args)]
 pub struct DiscoverArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// The on-premises site.
     site: String,
 }
 
-fn discover(args: DiscoverArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+fn discover(
+    args: DiscoverArgs,
+    server: &ServerOpts,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let inventory = conn
             .client
             .clone()
@@ -465,7 +518,7 @@ fn discover(args: DiscoverArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
-        if args.client.json {
+        if client.json {
             print_json(out, &inventory)?;
             return Ok(ExitCode::SUCCESS);
         }
@@ -530,7 +583,7 @@ fn yes_no(value: bool) -> String {
 #[derive(Debug, Args)]
 pub struct GroupArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     #[command(subcommand)]
     command: GroupCommand,
 }
@@ -605,10 +658,11 @@ enum GroupCommand {
     },
 }
 
-fn group(args: GroupArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let json = args.client.json;
+fn group(args: GroupArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
+    let json = client.json;
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let mut client = conn.client.clone();
         match args.command {
             GroupCommand::Create {
@@ -725,7 +779,7 @@ fn print_groups(groups: &[Group], out: &mut dyn Write) -> std::io::Result<()> {
 #[derive(Debug, Args)]
 pub struct ProtectArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// The protection group.
     group: String,
     /// The site the VMs are on.
@@ -736,9 +790,14 @@ pub struct ProtectArgs {
     vms: Vec<String>,
 }
 
-fn protect(args: ProtectArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+fn protect(
+    args: ProtectArgs,
+    server: &ServerOpts,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let reply = conn
             .client
             .clone()
@@ -755,7 +814,7 @@ fn protect(args: ProtectArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(record)
             .collect::<Result<_, _>>()?;
-        if args.client.json {
+        if client.json {
             print_json(out, &items)?;
         } else {
             print_items(&items, out)?;
@@ -767,15 +826,16 @@ fn protect(args: ProtectArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Args)]
 pub struct ItemsArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// Only this group's items.
     #[arg(long)]
     group: Option<String>,
 }
 
-fn items(args: ItemsArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+fn items(args: ItemsArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let reply = conn
             .client
             .clone()
@@ -788,7 +848,7 @@ fn items(args: ItemsArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(record)
             .collect::<Result<_, _>>()?;
-        if args.client.json {
+        if client.json {
             print_json(out, &items)?;
         } else {
             print_items(&items, out)?;
@@ -833,7 +893,7 @@ fn print_items(items: &[Item], out: &mut dyn Write) -> std::io::Result<()> {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     #[command(subcommand)]
     command: PlanCommand,
 }
@@ -892,10 +952,16 @@ fn ordered_entries(
     entries.into_iter().map(|(_, _, e)| e).collect()
 }
 
-fn plan(args: PlanArgs, matches: &ArgMatches, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let json = args.client.json;
+fn plan(
+    args: PlanArgs,
+    server: &ServerOpts,
+    matches: &ArgMatches,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
+    let json = client.json;
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let mut client = conn.client.clone();
         match args.command {
             PlanCommand::Create {
@@ -1004,7 +1070,7 @@ async fn submitted(
 #[derive(Debug, Args)]
 pub struct ReprotectArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// The protected item.
     item: String,
     /// Where the replica goes: to-on-premises (failback) or to-cloud.
@@ -1036,9 +1102,14 @@ pub struct ReprotectArgs {
     wait: WaitArgs,
 }
 
-fn reprotect(args: ReprotectArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+fn reprotect(
+    args: ReprotectArgs,
+    server: &ServerOpts,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let job = conn
             .client
             .clone()
@@ -1056,14 +1127,14 @@ fn reprotect(args: ReprotectArgs, out: &mut dyn Write) -> anyhow::Result<ExitCod
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
-        submitted(&conn, job.job_id, args.wait.wait, args.client.json, out).await
+        submitted(&conn, job.job_id, args.wait.wait, client.json, out).await
     })
 }
 
 #[derive(Debug, Args)]
 pub struct FailoverArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// The recovery plan.
     plan: String,
     /// to-on-premises (failback) or to-cloud.
@@ -1088,7 +1159,12 @@ pub struct FailoverArgs {
     wait: WaitArgs,
 }
 
-fn failover(args: FailoverArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+fn failover(
+    args: FailoverArgs,
+    server: &ServerOpts,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     if !args.yes {
         return Err(ClientError::Usage(format!(
             "failover of plan {} would go {}; add --yes to confirm that direction",
@@ -1098,7 +1174,7 @@ fn failover(args: FailoverArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
         .into());
     }
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let job = conn
             .client
             .clone()
@@ -1113,14 +1189,14 @@ fn failover(args: FailoverArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode>
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
-        submitted(&conn, job.job_id, args.wait.wait, args.client.json, out).await
+        submitted(&conn, job.job_id, args.wait.wait, client.json, out).await
     })
 }
 
 #[derive(Debug, Args)]
 pub struct CommitArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// The recovery plan.
     plan: String,
     /// The direction of the failover being committed.
@@ -1133,9 +1209,10 @@ pub struct CommitArgs {
     wait: WaitArgs,
 }
 
-fn commit(args: CommitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+fn commit(args: CommitArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let job = conn
             .client
             .clone()
@@ -1147,14 +1224,14 @@ fn commit(args: CommitArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
-        submitted(&conn, job.job_id, args.wait.wait, args.client.json, out).await
+        submitted(&conn, job.job_id, args.wait.wait, client.json, out).await
     })
 }
 
 #[derive(Debug, Args)]
 pub struct TestFailoverArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// The recovery plan.
     plan: String,
     /// The direction to drill.
@@ -1173,9 +1250,14 @@ pub struct TestFailoverArgs {
     wait: WaitArgs,
 }
 
-fn test_failover(args: TestFailoverArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+fn test_failover(
+    args: TestFailoverArgs,
+    server: &ServerOpts,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let job = conn
             .client
             .clone()
@@ -1189,7 +1271,7 @@ fn test_failover(args: TestFailoverArgs, out: &mut dyn Write) -> anyhow::Result<
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
-        submitted(&conn, job.job_id, args.wait.wait, args.client.json, out).await
+        submitted(&conn, job.job_id, args.wait.wait, client.json, out).await
     })
 }
 
@@ -1198,14 +1280,15 @@ fn test_failover(args: TestFailoverArgs, out: &mut dyn Write) -> anyhow::Result<
 #[derive(Debug, Args)]
 pub struct PointsArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// The protected item.
     item: String,
 }
 
-fn points(args: PointsArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+fn points(args: PointsArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     block_on(async {
-        let conn = connect(&args.client).await?;
+        let conn = connect(&client).await?;
         let reply = conn
             .client
             .clone()
@@ -1218,10 +1301,11 @@ fn points(args: PointsArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(record)
             .collect::<Result<_, _>>()?;
-        if args.client.json {
+        if client.json {
             print_json(out, &points)?;
         } else {
-            let mut table = Table::new(&["ID", "TAKEN", "KIND", "DIRECTION", "CONSISTENCY", "DISKS"]);
+            let mut table =
+                Table::new(&["ID", "TAKEN", "KIND", "DIRECTION", "CONSISTENCY", "DISKS"]);
             for p in &points {
                 table.row(vec![
                     p.id.to_string(),
@@ -1247,8 +1331,18 @@ mod tests {
         let cmd = <super::super::Cli as clap::CommandFactory>::command();
         let matches = cmd
             .try_get_matches_from([
-                "homeward", "plan", "create", "RP1", "--group", "PG1", "--manual", "check DNS",
-                "--script", "notify.sh", "--group", "PG2",
+                "homeward",
+                "plan",
+                "create",
+                "RP1",
+                "--group",
+                "PG1",
+                "--manual",
+                "check DNS",
+                "--script",
+                "notify.sh",
+                "--group",
+                "PG2",
             ])
             .unwrap();
         let create = matches

@@ -1,10 +1,11 @@
 //! `homeward jobs [ID] [--watch]`, `homeward jobs cancel ID`, and following
 //! jobs as they run (also `--wait` of the job commands).
 //!
-//! Following shows a progress bar per running job when stderr is a terminal,
-//! a line per event otherwise, and with `--json` one JSON event per line.
+//! Following prints a line per event (progress aside) and, when stderr is a
+//! terminal, a progress bar per running job there; with `--json`, one JSON
+//! event per line.
 
-use super::control_cmd::{ClientOpts, block_on, connect, print_json, record};
+use super::control_cmd::{OutputOpts, ServerOpts, block_on, connect, print_json, record};
 use super::table::{Table, or_dash, when, when_opt};
 use crate::control::client::{ClientError, Connection};
 use crate::control::proto as pb;
@@ -25,7 +26,7 @@ const NEW_JOBS_EVERY: Duration = Duration::from_secs(2);
 #[command(args_conflicts_with_subcommands = true)]
 pub struct JobsArgs {
     #[command(flatten)]
-    client: ClientOpts,
+    output: OutputOpts,
     /// Show this job with its steps (default: list the jobs).
     id: Option<i64>,
     /// Follow the job (or every queued and running job) until it finishes.
@@ -53,11 +54,11 @@ enum JobsCommand {
     },
 }
 
-pub fn run(args: JobsArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn run(args: JobsArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let client = server.with_json(args.output.json);
     match args.command {
         Some(JobsCommand::Cancel { id }) => block_on(async {
-            let client = &args.client;
-            let conn = connect(client).await?;
+            let conn = connect(&client).await?;
             let job = conn
                 .client
                 .clone()
@@ -79,16 +80,16 @@ pub fn run(args: JobsArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         None => block_on(async {
-            let conn = connect(&args.client).await?;
+            let conn = connect(&client).await?;
             match (args.id, args.watch) {
                 (Some(id), true) => {
-                    let finals = follow(&conn, &[id], false, args.client.json, out).await?;
-                    report_finals(&finals, args.client.json, out)
+                    let finals = follow(&conn, &[id], false, client.json, out).await?;
+                    report_finals(&finals, client.json, out)
                 }
-                (None, true) => watch_all(&conn, args.client.json, out).await,
+                (None, true) => watch_all(&conn, client.json, out).await,
                 (Some(id), false) => {
                     let job = get_job(&conn, id).await?;
-                    if args.client.json {
+                    if client.json {
                         print_json(out, &job)?;
                     } else {
                         print_job(&job, out)?;
@@ -97,7 +98,7 @@ pub fn run(args: JobsArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                 }
                 (None, false) => {
                     let jobs = list_jobs(&conn, args.state, args.kind.clone(), args.limit).await?;
-                    if args.client.json {
+                    if client.json {
                         print_json(out, &jobs)?;
                     } else if jobs.is_empty() {
                         writeln!(out, "no jobs")?;
@@ -277,8 +278,8 @@ async fn watch_all(conn: &Connection, json: bool, out: &mut dyn Write) -> anyhow
 }
 
 /// Follows `ids` until each has finished; returns their final records.
-/// `quiet_lines`: in line mode, print only what a bar would print above
-/// itself (used by `--wait`, which has already said what it submitted).
+/// `quiet_lines`: leave out the line introducing each job (`--wait` has
+/// already said what it submitted).
 pub(super) async fn follow(
     conn: &Connection,
     ids: &[i64],
@@ -287,9 +288,7 @@ pub(super) async fn follow(
     out: &mut dyn Write,
 ) -> anyhow::Result<Vec<JobRecord>> {
     let mut view = View::new(json);
-    if quiet_lines && let View::Lines { quiet, .. } = &mut view {
-        *quiet = true;
-    }
+    view.quiet = quiet_lines;
     let mut follower = Follower::new(conn, view);
     for &id in ids {
         let job = get_job(conn, id).await?;
@@ -373,105 +372,103 @@ impl<'c> Follower<'c> {
     }
 }
 
-/// How events are shown.
-enum View {
-    /// One JSON event per line on stdout.
-    Json,
-    /// One line per event (progress left out) on stdout.
-    Lines { quiet: bool },
-    /// A bar per job on stderr (a terminal); notable events above the bars.
-    Bars {
-        multi: indicatif::MultiProgress,
-        bars: HashMap<i64, indicatif::ProgressBar>,
-    },
+/// How events are shown: JSON lines, or a line per event (progress left
+/// out) on stdout, plus a bar per job on stderr when it is a terminal (lines
+/// are then printed with the bars out of the way, so stdout reads the same
+/// either way).
+struct View {
+    json: bool,
+    /// Leave out the line that introduces each job.
+    quiet: bool,
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: indicatif::MultiProgress,
+    by_job: HashMap<i64, indicatif::ProgressBar>,
 }
 
 impl View {
     fn new(json: bool) -> View {
         use std::io::IsTerminal;
-        if json {
-            View::Json
-        } else if std::io::stderr().is_terminal() {
-            View::Bars {
-                multi: indicatif::MultiProgress::new(),
-                bars: HashMap::new(),
-            }
-        } else {
-            View::Lines { quiet: false }
+        let bars = (!json && std::io::stderr().is_terminal()).then(|| Bars {
+            multi: indicatif::MultiProgress::new(),
+            by_job: HashMap::new(),
+        });
+        View {
+            json,
+            quiet: false,
+            bars,
+        }
+    }
+
+    fn line(&self, out: &mut dyn Write, line: &str) -> std::io::Result<()> {
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| writeln!(out, "{line}")),
+            None => writeln!(out, "{line}"),
         }
     }
 
     fn add(&mut self, job: &JobRecord, out: &mut dyn Write) -> std::io::Result<()> {
-        match self {
-            View::Json => Ok(()),
-            View::Lines { quiet: true } => Ok(()),
-            View::Lines { quiet: false } => {
-                writeln!(out, "job {} {}: {}", job.id, job.state.as_str(), job.summary)
-            }
-            View::Bars { multi, bars } => {
-                let bar = multi.add(indicatif::ProgressBar::new(0));
-                let style = indicatif::ProgressStyle::with_template(
-                    "{prefix} {bar:30} {bytes}/{total_bytes} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-                bar.set_style(style);
-                bar.set_prefix(format!("job {}", job.id));
-                bar.set_message(format!("{} ({})", job.summary, job.state.as_str()));
-                bars.insert(job.id, bar);
-                Ok(())
-            }
+        if !self.json && !self.quiet {
+            self.line(
+                out,
+                &format!("job {} {}: {}", job.id, job.state.as_str(), job.summary),
+            )?;
         }
+        if let Some(bars) = &mut self.bars {
+            let bar = bars.multi.add(indicatif::ProgressBar::new(0));
+            let style = indicatif::ProgressStyle::with_template(
+                "{prefix} {bar:30} {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_prefix(format!("job {}", job.id));
+            bar.set_message(format!("{} ({})", job.summary, job.state.as_str()));
+            bars.by_job.insert(job.id, bar);
+        }
+        Ok(())
     }
 
     fn event(&mut self, job: &JobRecord, e: &JobEvent, out: &mut dyn Write) -> anyhow::Result<()> {
-        match self {
-            View::Json => writeln!(out, "{}", serde_json::to_string(e)?)?,
-            View::Lines { .. } => {
-                if let Some(line) = event_line(job, e) {
-                    writeln!(out, "{line}")?;
+        if self.json {
+            writeln!(out, "{}", serde_json::to_string(e)?)?;
+            return Ok(());
+        }
+        if let Some(bar) = self.bars.as_ref().and_then(|b| b.by_job.get(&job.id)) {
+            match e.kind {
+                EventKind::Progress => {
+                    bar.set_length(e.total_bytes);
+                    bar.set_position(e.done_bytes);
+                    bar.set_message(step_label(job, e.step, &e.message));
                 }
-            }
-            View::Bars { multi, bars } => {
-                let Some(bar) = bars.get(&job.id) else {
-                    return Ok(());
-                };
-                match e.kind {
-                    EventKind::Progress => {
-                        bar.set_length(e.total_bytes);
-                        bar.set_position(e.done_bytes);
-                        bar.set_message(step_label(job, e.step, &e.message));
-                    }
-                    EventKind::StepStarted => {
-                        bar.set_length(0);
-                        bar.set_position(0);
-                        bar.set_message(step_label(job, e.step, &e.message));
-                    }
-                    _ => {
-                        if let Some(line) = event_line(job, e) {
-                            let _ = multi.println(line);
-                        }
-                    }
+                EventKind::StepStarted => {
+                    bar.set_length(0);
+                    bar.set_position(0);
+                    bar.set_message(step_label(job, e.step, &e.message));
                 }
+                _ => {}
             }
+        }
+        if let Some(line) = event_line(job, e) {
+            self.line(out, &line)?;
         }
         Ok(())
     }
 
     fn done(&mut self, job: &JobRecord) {
-        if let View::Bars { bars, .. } = self
-            && let Some(bar) = bars.remove(&job.id)
-        {
+        if let Some(bar) = self.bars.as_mut().and_then(|b| b.by_job.remove(&job.id)) {
             bar.finish_and_clear();
         }
     }
 
     fn clear(&mut self) {
-        if let View::Bars { multi, bars } = self {
-            for bar in bars.values() {
+        if let Some(bars) = &mut self.bars {
+            for bar in bars.by_job.values() {
                 bar.finish_and_clear();
             }
-            bars.clear();
-            let _ = multi.clear();
+            bars.by_job.clear();
+            let _ = bars.multi.clear();
         }
     }
 }
@@ -499,19 +496,29 @@ fn step_label(job: &JobRecord, step: Option<u32>, message: &str) -> String {
     label
 }
 
-/// A line for an event; none for progress.
+/// A line for an event; none for progress, nor for the job's end (the
+/// caller reports each job's outcome from its final record).
 fn event_line(job: &JobRecord, e: &JobEvent) -> Option<String> {
     let what = match e.kind {
-        EventKind::Progress => return None,
+        EventKind::Progress | EventKind::JobFinished => return None,
         EventKind::JobStarted => "started".to_string(),
         EventKind::StepStarted => "started".to_string(),
         EventKind::StepDone => "done".to_string(),
         EventKind::StepRetry => "retrying".to_string(),
         EventKind::StepFailed => "failed".to_string(),
         EventKind::Log => String::new(),
-        EventKind::JobFinished => "finished".to_string(),
     };
     let label = step_label(job, e.step, "");
+    // Messages that only repeat the step's name or the job's summary add nothing.
+    let step_name = e
+        .step
+        .and_then(|i| job.steps.iter().find(|s| s.index == i))
+        .map(|s| s.name.as_str());
+    let message = if Some(e.message.as_str()) == step_name || e.message == job.summary {
+        ""
+    } else {
+        e.message.as_str()
+    };
     let mut line = format!("job {}", job.id);
     if !label.is_empty() {
         line.push(' ');
@@ -522,9 +529,9 @@ fn event_line(job: &JobRecord, e: &JobEvent) -> Option<String> {
         line.push(' ');
         line.push_str(&what);
     }
-    if !e.message.is_empty() {
+    if !message.is_empty() {
         line.push_str(if what.is_empty() { " " } else { ": " });
-        line.push_str(&e.message);
+        line.push_str(message);
     }
     Some(line)
 }

@@ -16,7 +16,7 @@ mod sync_cmd;
 mod table;
 mod units;
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +34,9 @@ struct Cli {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `homeward=debug`.
     #[arg(long, global = true, default_value = "warn", env = "HOMEWARD_LOG")]
     log: String,
+
+    #[command(flatten)]
+    server: control_cmd::ServerOpts,
 
     #[command(subcommand)]
     command: Command,
@@ -65,18 +68,9 @@ enum Command {
     /// Run the server: every role in one process (control API, job
     /// scheduler, process server and master target), or with --role one role
     /// of the data path.
-    Serve(ServeCommand),
+    Serve(sync_cmd::ServeArgs),
     #[command(flatten)]
     Client(control_cmd::ClientCommand),
-}
-
-/// `homeward serve`: the data-path roles' options and the all-roles server's.
-#[derive(Debug, Args)]
-struct ServeCommand {
-    #[command(flatten)]
-    role: sync_cmd::ServeArgs,
-    #[command(flatten)]
-    all: serve_all::ServeAllArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,11 +141,18 @@ where
         Command::Fs(cmd) => fs_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Guest(cmd) => guest_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Sync(args) => sync_cmd::sync(args, cli.config.as_deref(), out),
-        Command::Serve(args) => match args.role.role {
-            Some(_) => sync_cmd::serve(args.role, out),
-            None => serve_all::run(args.all, args.role.listen, cli.config.as_deref(), out),
+        // Without --role: every role in one process; `--listen` is the
+        // control API's, `--state-dir` is `homeward`'s own option.
+        Command::Serve(args) => match args.role {
+            Some(_) => sync_cmd::serve(args, out),
+            None => serve_all::run(
+                cli.server.state_dir.as_deref(),
+                args.listen,
+                cli.config.as_deref(),
+                out,
+            ),
         },
-        Command::Client(cmd) => control_cmd::run(cmd, &matches, out),
+        Command::Client(cmd) => control_cmd::run(cmd, &cli.server, &matches, out),
     }
 }
 
@@ -179,10 +180,17 @@ mod tests {
         let parse = |args: &[&str]| Cli::try_parse_from(args).map(|_| ());
         assert!(parse(&["homeward", "serve", "--state-dir", "x"]).is_ok());
         assert!(parse(&["homeward", "serve", "--target-root", "/t"]).is_err());
-        assert!(parse(&["homeward", "serve", "--role", "master-target", "--state-dir", "x"]).is_err());
         assert!(
-            parse(&["homeward", "serve", "--role", "master-target", "--target-root", "/t", "--plaintext-loopback"])
-                .is_ok()
+            parse(&[
+                "homeward",
+                "serve",
+                "--role",
+                "master-target",
+                "--target-root",
+                "/t",
+                "--plaintext-loopback"
+            ])
+            .is_ok()
         );
     }
 
@@ -192,6 +200,16 @@ mod tests {
         assert!(parse(&["homeward", "jobs"]).is_ok());
         assert!(parse(&["homeward", "jobs", "7", "--watch"]).is_ok());
         assert!(parse(&["homeward", "jobs", "cancel", "7", "--json"]).is_ok());
+        // The server options go before or after the command.
+        let global = [
+            "homeward",
+            "--server",
+            "http://h:1",
+            "jobs",
+            "--token-file",
+            "t",
+        ];
+        assert!(parse(&global).is_ok());
         assert!(parse(&["homeward", "jobs", "seven"]).is_err());
     }
 }

@@ -13,23 +13,14 @@ use crate::control::state::{DEFAULT_STATE_DIR, StateDir};
 use crate::jobs::SchedulerOptions;
 use crate::workflow::{Env, Orchestrator};
 use anyhow::Context;
-use clap::Args;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Options of `homeward serve` that only the all-roles server has.
-#[derive(Debug, Args)]
-pub struct ServeAllArgs {
-    /// Without --role: the state directory (store, token files). Default: ./homeward-state.
-    #[arg(long, value_name = "DIR", conflicts_with = "role")]
-    state_dir: Option<PathBuf>,
-}
-
 pub fn run(
-    args: ServeAllArgs,
+    state_dir: Option<&Path>,
     listen: Option<SocketAddr>,
     config: Option<&Path>,
     out: &mut dyn Write,
@@ -42,10 +33,7 @@ pub fn run(
     };
     // Before anything is created or loaded.
     server::check_listen(listen)?;
-    let state = StateDir::new(
-        args.state_dir
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-    );
+    let state = StateDir::new(state_dir.unwrap_or(Path::new(DEFAULT_STATE_DIR)));
     let (store, tokens) = server::open_state(&state)?;
     let identity = store.identity()?;
     writeln!(
@@ -89,15 +77,17 @@ pub fn run(
         };
         match failed {
             None => {
-                writeln!(out, "stopping: running job steps finish first")?;
-                out.flush()?;
+                // Best effort: whoever read stdout may be gone by now, and
+                // that must not turn a clean stop into a failure.
+                let _ = writeln!(out, "stopping: running job steps finish first");
+                let _ = out.flush();
                 handle.stop().await?;
-                orchestrator.scheduler().shutdown().await;
-                writeln!(out, "stopped")?;
+                orchestrator.shutdown().await;
+                let _ = writeln!(out, "stopped");
                 Ok(ExitCode::SUCCESS)
             }
             Some(result) => {
-                orchestrator.scheduler().shutdown().await;
+                orchestrator.shutdown().await;
                 result?;
                 Err(ServeError::Transport("the control API stopped".into()).into())
             }

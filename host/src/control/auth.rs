@@ -75,11 +75,7 @@ pub fn read_token_file(path: &Path) -> Result<String, AuthError> {
         fs::read_to_string(path).map_err(|e| file_error("cannot read the token file", path, e))?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(file_error(
-            "cannot use the token file",
-            path,
-            "it is empty",
-        ));
+        return Err(file_error("cannot use the token file", path, "it is empty"));
     }
     Ok(token.to_string())
 }
@@ -147,8 +143,7 @@ pub fn ensure_token_files(store: &Store, state: &StateDir) -> Result<Vec<TokenFi
 }
 
 fn narrow_permissions(path: &Path) -> Result<(), AuthError> {
-    let meta =
-        fs::metadata(path).map_err(|e| file_error("cannot read the token file", path, e))?;
+    let meta = fs::metadata(path).map_err(|e| file_error("cannot read the token file", path, e))?;
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(
             "token file {} was readable by others; narrowed to 0600",
@@ -180,7 +175,8 @@ fn write_new_token(store: &Store, role: Role, path: &Path) -> Result<(), AuthErr
     file.write_all(format!("{token}\n").as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| file_error("cannot write the token file", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| file_error("cannot put the token file in place", path, e))?;
+    fs::rename(&tmp, path)
+        .map_err(|e| file_error("cannot put the token file in place", path, e))?;
     if let Some(dir) = path.parent()
         && let Ok(dir) = fs::File::open(dir)
     {
@@ -196,7 +192,11 @@ pub fn required_role(method: &str) -> Role {
         .iter()
         .any(|prefix| method.starts_with(prefix))
         || method == "Discover";
-    if reads { Role::ReadOnly } else { Role::Operator }
+    if reads {
+        Role::ReadOnly
+    } else {
+        Role::Operator
+    }
 }
 
 /// Whether a token of role `has` may do what `needs` allows.
@@ -277,8 +277,11 @@ impl<S> Authorized<S> {
 
 impl<S> Service<http::Request<Body>> for Authorized<S>
 where
-    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = std::convert::Infallible>
-        + Clone
+    S: Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = std::convert::Infallible,
+        > + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
@@ -322,7 +325,14 @@ mod tests {
         for read in ["GetServer", "ListSites", "WatchJob", "Discover", "GetJob"] {
             assert_eq!(required_role(read), Role::ReadOnly, "{read}");
         }
-        for write in ["AddSite", "CreateGroup", "Failover", "CancelJob", "Backup", "Protect"] {
+        for write in [
+            "AddSite",
+            "CreateGroup",
+            "Failover",
+            "CancelJob",
+            "Backup",
+            "Protect",
+        ] {
             assert_eq!(required_role(write), Role::Operator, "{write}");
         }
         assert!(allows(Role::Operator, Role::ReadOnly));
@@ -335,7 +345,10 @@ mod tests {
         let b = new_token().unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 43);
-        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
         assert_eq!(digest(&a), digest(&a));
         assert_ne!(digest(&a), digest(&b));
     }

@@ -10,8 +10,8 @@ use super::proto as pb;
 use crate::store::{
     Addressing, Component, ComponentRole, ComponentState, DatastoreMount, Direction, EventKind,
     Group, GroupSettings, Item, ItemDisk, ItemState, JobEvent, JobRecord, JobState, NewComponent,
-    NewSite, Plan, PlanEntry, PointDisk, PointKind, RecordedNic, RecoveryPoint, Role, ServerIdentity,
-    Site, SiteKind, StepRecord, StepState, VmRef,
+    NewSite, Plan, PlanEntry, PointDisk, PointKind, RecordedNic, RecoveryPoint, Role,
+    ServerIdentity, Site, SiteKind, StepRecord, StepState, VmRef,
 };
 use crate::workflow::PointChoice;
 use std::path::PathBuf;

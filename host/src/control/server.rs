@@ -18,6 +18,7 @@ use super::state::StateDir;
 use crate::store::{Store, StoreError};
 use crate::workflow::Orchestrator;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -69,10 +70,15 @@ pub fn check_listen(addr: SocketAddr) -> Result<(), ServeError> {
 /// Opens (creating on first start) the state directory's store and makes
 /// sure each role has its token file.
 pub fn open_state(state: &StateDir) -> Result<(Arc<Store>, Vec<TokenFile>), ServeError> {
-    std::fs::create_dir_all(state.root()).map_err(|e| ServeError::StateDir {
-        path: state.root().display().to_string(),
-        reason: e.to_string(),
-    })?;
+    // Owner only: it holds the store and the token files.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state.root())
+        .map_err(|e| ServeError::StateDir {
+            path: state.root().display().to_string(),
+            reason: e.to_string(),
+        })?;
     let store = Arc::new(Store::open(&state.store_path())?);
     let tokens = auth::ensure_token_files(&store, state)?;
     Ok((store, tokens))
@@ -87,7 +93,10 @@ pub struct ServerHandle {
 
 /// Starts serving the orchestrator's control API on `listen` (port 0: any
 /// free port; [`ServerHandle::addr`] says which). Must run inside tokio.
-pub async fn spawn(orchestrator: Orchestrator, listen: SocketAddr) -> Result<ServerHandle, ServeError> {
+pub async fn spawn(
+    orchestrator: Orchestrator,
+    listen: SocketAddr,
+) -> Result<ServerHandle, ServeError> {
     check_listen(listen)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -213,7 +213,8 @@ impl pb::control_server::Control for ControlService {
             ));
         }
         let orchestrator = self.orchestrator.clone();
-        let items = blocking(move || Ok(orchestrator.protect(&r.group, &r.site, &r.vm_ids)?)).await?;
+        let items =
+            blocking(move || Ok(orchestrator.protect(&r.group, &r.site, &r.vm_ids)?)).await?;
         Ok(Response::new(pb::ProtectReply {
             items: items.iter().map(Into::into).collect(),
         }))
@@ -505,7 +506,11 @@ fn send_backup(
         sent += n as u64;
         let chunk = pb::BackupChunk {
             total_bytes: if first { info.bytes } else { 0 },
-            server_id: if first { info.server_id.clone() } else { String::new() },
+            server_id: if first {
+                info.server_id.clone()
+            } else {
+                String::new()
+            },
             schema_version: if first { info.schema_version } else { 0 },
             data: buffer,
         };
@@ -605,8 +610,7 @@ async fn follow_job(
                 Err(broadcast::error::RecvError::Closed) => {
                     // The scheduler is gone; send what the store has, then end.
                     let rest_store = store.clone();
-                    if let Ok(events) =
-                        blocking(move || Ok(rest_store.events(job_id, last)?)).await
+                    if let Ok(events) = blocking(move || Ok(rest_store.events(job_id, last)?)).await
                     {
                         for event in events {
                             if tx.send(Ok((&event).into())).await.is_err() {

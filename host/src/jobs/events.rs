@@ -45,17 +45,18 @@ impl EventSink {
         step: Option<u32>,
         message: impl Into<String>,
     ) -> Result<JobEvent, StoreError> {
-        let event = self.store.append_event(&NewJobEvent {
-            job_id,
-            kind,
-            step,
-            message: message.into(),
-            done_bytes: 0,
-            total_bytes: 0,
-        })?;
+        let event = self
+            .store
+            .append_event(&new_event(job_id, kind, step, message))?;
+        self.publish(&event);
+        Ok(event)
+    }
+
+    /// Broadcasts an event the caller has persisted (with the change it
+    /// reports, in one transaction).
+    pub fn publish(&self, event: &JobEvent) {
         // Nobody listening is fine: the event is in the store.
         let _ = self.sender.send(event.clone());
-        Ok(event)
     }
 
     /// Broadcasts a progress event (not persisted); `seq` is the job's latest
@@ -79,5 +80,22 @@ impl EventSink {
             done_bytes,
             total_bytes,
         });
+    }
+}
+
+/// An event to persist (no byte counts: those are for progress).
+pub fn new_event(
+    job_id: i64,
+    kind: EventKind,
+    step: Option<u32>,
+    message: impl Into<String>,
+) -> NewJobEvent {
+    NewJobEvent {
+        job_id,
+        kind,
+        step,
+        message: message.into(),
+        done_bytes: 0,
+        total_bytes: 0,
     }
 }

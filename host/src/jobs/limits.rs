@@ -49,9 +49,7 @@ impl ResourceLimits {
     /// some keys are kept for jobs that have waited longer.
     pub fn fits_beside(&self, keys: &[String], reserved: &HashMap<String, usize>) -> bool {
         keys.iter().all(|key| match self.limit_of(key) {
-            Some(limit) => {
-                self.holders(key) + reserved.get(key).copied().unwrap_or(0) < limit
-            }
+            Some(limit) => self.holders(key) + reserved.get(key).copied().unwrap_or(0) < limit,
             None => true,
         })
     }

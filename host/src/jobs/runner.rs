@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::store::{EventKind, JobRecord, JobState, StepState, StoreError, now_ms};
+use crate::store::{
+    EventKind, JobEvent, JobRecord, JobState, StepRecord, StepState, StoreError, now_ms,
+};
 
 use super::StepError;
 use super::context::StepContext;
 use super::control::JobControl;
+use super::events::new_event;
 use super::scheduler::{Ended, Inner};
 
 /// Runs job `id` (its keys are held) and tells the scheduler how it ended.
@@ -92,11 +95,28 @@ impl Runner {
         let first = job
             .steps
             .iter()
-            .position(|s| s.state != StepState::Done)
+            .position(|s| !settled(s.state))
             .unwrap_or(job.steps.len());
+        if let Some(step) = job.steps.get(first)
+            && step.state == StepState::Failed
+        {
+            // Killed after the step was saved failed and before the job was:
+            // the failure stands (running the step again could hide it).
+            let error = format!(
+                "step `{}` failed: {}",
+                step.name,
+                step.error.as_deref().unwrap_or("no reason recorded")
+            );
+            return self.finish(JobState::Failed, Some(error));
+        }
         if job.state == JobState::Queued {
-            store.set_job_state(self.id, JobState::Running, None)?;
-            self.record(EventKind::JobStarted, None, job.summary.clone())?;
+            let event = store.set_job_state_with_event(
+                self.id,
+                JobState::Running,
+                None,
+                &new_event(self.id, EventKind::JobStarted, None, job.summary.clone()),
+            )?;
+            self.published(event);
         } else if let Some(step) = job.steps.get(first) {
             self.record(
                 EventKind::Log,
@@ -119,7 +139,7 @@ impl Runner {
                 .collect(),
         );
         for position in first..job.steps.len() {
-            if job.steps[position].state == StepState::Done {
+            if settled(job.steps[position].state) {
                 continue;
             }
             loop {
@@ -161,13 +181,12 @@ impl Runner {
         step.state = StepState::Running;
         step.started_at.get_or_insert_with(now_ms);
         step.finished_at = None;
-        store.save_step(self.id, step)?;
         let started = if step.attempts > 1 {
             format!("{} (attempt {})", step.name, step.attempts)
         } else {
             step.name.clone()
         };
-        self.record(EventKind::StepStarted, Some(step.index), started)?;
+        self.save_step(step, EventKind::StepStarted, started)?;
 
         let ctx = StepContext {
             job_id: self.id,
@@ -199,18 +218,14 @@ impl Runner {
                 step.output = output;
                 step.error = None;
                 step.finished_at = Some(now_ms());
-                store.save_step(self.id, step)?;
+                self.save_step(step, EventKind::StepDone, step.name.clone())?;
                 // The context is dropped, so this does not copy the map.
                 Arc::make_mut(outputs).insert(step.name.clone(), step.output.clone());
-                let index = step.index;
-                let message = step.name.clone();
-                self.record(EventKind::StepDone, Some(index), message)?;
                 Ok(AttemptOutcome::Done)
             }
             Err(StepError::Transient(reason)) => {
                 let attempts = step.attempts;
                 let name = step.name.clone();
-                let index = step.index;
                 step.error = Some(reason.clone());
                 if self.control.stopping() && !self.control.cancelled() {
                     // Tried again when the job resumes.
@@ -221,34 +236,28 @@ impl Runner {
                 if policy.retries_after(attempts) && !self.control.cancelled() {
                     let delay = policy.delay(attempts);
                     step.state = StepState::Pending;
-                    store.save_step(self.id, step)?;
-                    self.record(
-                        EventKind::StepRetry,
-                        Some(index),
-                        format!(
-                            "{name}: attempt {attempts} of {} failed: {reason}; trying again in {} ms",
-                            policy.attempts(),
-                            delay.as_millis()
-                        ),
-                    )?;
+                    let message = format!(
+                        "{name}: attempt {attempts} of {} failed: {reason}; trying again in {} ms",
+                        policy.attempts(),
+                        delay.as_millis()
+                    );
+                    self.save_step(step, EventKind::StepRetry, message)?;
                     return Ok(AttemptOutcome::Retry(delay));
                 }
                 step.state = StepState::Failed;
                 step.finished_at = Some(now_ms());
-                store.save_step(self.id, step)?;
                 if self.control.cancelled() {
-                    self.record(
-                        EventKind::StepFailed,
-                        Some(index),
-                        format!("{name}: {reason} (not tried again: the job was cancelled)"),
-                    )?;
+                    let message =
+                        format!("{name}: {reason} (not tried again: the job was cancelled)");
+                    self.save_step(step, EventKind::StepFailed, message)?;
                     return self
                         .finish(JobState::Cancelled, None)
                         .map(AttemptOutcome::Ended);
                 }
                 let plural = if attempts == 1 { "" } else { "s" };
-                let error = format!("step `{name}` failed after {attempts} attempt{plural}: {reason}");
-                self.record(EventKind::StepFailed, Some(index), error.clone())?;
+                let error =
+                    format!("step `{name}` failed after {attempts} attempt{plural}: {reason}");
+                self.save_step(step, EventKind::StepFailed, error.clone())?;
                 self.finish(JobState::Failed, Some(error))
                     .map(AttemptOutcome::Ended)
             }
@@ -256,10 +265,8 @@ impl Runner {
                 step.state = StepState::Failed;
                 step.error = Some(reason.clone());
                 step.finished_at = Some(now_ms());
-                store.save_step(self.id, step)?;
                 let error = format!("step `{}` failed: {reason}", step.name);
-                let index = step.index;
-                self.record(EventKind::StepFailed, Some(index), error.clone())?;
+                self.save_step(step, EventKind::StepFailed, error.clone())?;
                 self.finish(JobState::Failed, Some(error))
                     .map(AttemptOutcome::Ended)
             }
@@ -267,29 +274,52 @@ impl Runner {
                 step.state = StepState::Failed;
                 step.error = Some("cancelled".to_string());
                 step.finished_at = Some(now_ms());
-                store.save_step(self.id, step)?;
                 let message = format!("{}: cancelled", step.name);
-                let index = step.index;
-                self.record(EventKind::StepFailed, Some(index), message)?;
+                self.save_step(step, EventKind::StepFailed, message)?;
                 self.finish(JobState::Cancelled, None)
                     .map(AttemptOutcome::Ended)
             }
         }
     }
 
-    /// Saves the job's final state, then says so in its events.
+    /// Saves the job's final state with the event saying so.
     fn finish(&self, state: JobState, error: Option<String>) -> Result<Ended, StoreError> {
-        self.inner
-            .store
-            .set_job_state(self.id, state, error.as_deref())?;
         let message = match (&state, &error) {
             (JobState::Succeeded, _) => "succeeded".to_string(),
             (JobState::Cancelled, _) => "cancelled".to_string(),
             (_, Some(error)) => format!("failed: {error}"),
             (_, None) => "failed".to_string(),
         };
-        self.record(EventKind::JobFinished, None, message)?;
+        let event = self.inner.store.set_job_state_with_event(
+            self.id,
+            state,
+            error.as_deref(),
+            &new_event(self.id, EventKind::JobFinished, None, message),
+        )?;
+        self.published(event);
         Ok(Ended::Finished)
+    }
+
+    /// Saves a step with the event about the change, in one transaction (one
+    /// disk sync: the scheduler's main cost per step).
+    fn save_step(
+        &self,
+        step: &StepRecord,
+        kind: EventKind,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let event = self.inner.store.save_step_with_event(
+            self.id,
+            step,
+            &new_event(self.id, kind, Some(step.index), message),
+        )?;
+        self.published(event);
+        Ok(())
+    }
+
+    fn published(&self, event: JobEvent) {
+        self.last_seq.fetch_max(event.seq, Ordering::AcqRel);
+        self.inner.events.publish(&event);
     }
 
     fn record(
@@ -299,9 +329,15 @@ impl Runner {
         message: String,
     ) -> Result<(), StoreError> {
         let event = self.inner.events.record(self.id, kind, step, message)?;
-        self.last_seq.fetch_max(event.seq, Ordering::AcqRel);
+        self.published(event);
         Ok(())
     }
+}
+
+/// Whether a step needs no (further) run: Done, or Skipped by whoever
+/// decided so.
+fn settled(state: StepState) -> bool {
+    matches!(state, StepState::Done | StepState::Skipped)
 }
 
 /// The message of a panic payload, for the job's error.

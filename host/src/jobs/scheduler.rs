@@ -15,12 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::store::{
-    EventKind, JobEvent, JobRecord, JobState, NewJob, Store, StoreError,
-};
+use crate::store::{EventKind, JobEvent, JobRecord, JobState, NewJob, Store, StoreError};
 
 use super::control::JobControl;
-use super::events::EventSink;
+use super::events::{EventSink, new_event};
 use super::limits::{ResourceLimits, normalize};
 use super::retry::RetryPolicy;
 use super::runner;
@@ -248,8 +246,9 @@ impl Scheduler {
             state.queue.remove(position);
             // It may have kept jobs behind it waiting for its keys.
             self.inner.dispatch(&mut state);
+            let waiters = state.waiters.remove(&id).unwrap_or_default();
             drop(state);
-            return self.inner.cancel_unstarted(id);
+            return self.inner.cancel_unstarted(id, waiters);
         }
         if let Some(running) = state.running.get(&id) {
             running.control.request_cancel();
@@ -258,9 +257,8 @@ impl Scheduler {
         if job.state == JobState::Queued {
             // Not taken in by this scheduler (not started yet): cancelled in
             // the store, still under the lock so `start` cannot load it now.
-            let result = self.inner.cancel_unstarted(id);
-            drop(state);
-            return result;
+            let waiters = state.waiters.remove(&id).unwrap_or_default();
+            return self.inner.cancel_unstarted(id, waiters);
         }
         // Running in the store but not here (before `start` or after
         // `shutdown`): the persisted request ends it when it resumes.
@@ -280,7 +278,12 @@ impl Scheduler {
     pub async fn wait(&self, id: i64) -> Result<JobRecord, SchedulerError> {
         loop {
             let (sender, receiver) = oneshot::channel();
-            self.inner.lock().waiters.entry(id).or_default().push(sender);
+            self.inner
+                .lock()
+                .waiters
+                .entry(id)
+                .or_default()
+                .push(sender);
             // Read after registering: a job ending in between has already
             // saved its final state, or will find this waiter.
             let job = self.inner.job(id)?;
@@ -355,10 +358,15 @@ impl Inner {
     /// Starts every queued job that may start now (see the module docs for
     /// the order).
     fn dispatch(self: &Arc<Self>, state: &mut State) {
-        let Phase::Started(handle) = &state.phase else {
-            return;
-        };
-        let handle = handle.clone();
+        if let Phase::Started(handle) = &state.phase {
+            let handle = handle.clone();
+            self.start_ready(state, &handle);
+        }
+        // Also after shutdown, which waits for this to reach 0.
+        self.running_count.send_replace(state.running.len());
+    }
+
+    fn start_ready(self: &Arc<Self>, state: &mut State, handle: &tokio::runtime::Handle) {
         let workers = self.options.workers.max(1);
         // Slots of limited keys kept for the waiting jobs ahead in the queue.
         let mut reserved: HashMap<String, usize> = HashMap::new();
@@ -390,7 +398,6 @@ impl Inner {
             let runtime = handle.clone();
             handle.spawn_blocking(move || runner::run_job(inner, job.id, control, runtime));
         }
-        self.running_count.send_replace(state.running.len());
     }
 
     /// Called by the thread that ran job `id` when it leaves it.
@@ -423,16 +430,32 @@ impl Inner {
         }
     }
 
-    /// Ends a job that never started as Cancelled and tells its waiters.
-    fn cancel_unstarted(&self, id: i64) -> Result<(), SchedulerError> {
-        self.store.set_job_state(id, JobState::Cancelled, None)?;
-        self.events
-            .record(id, EventKind::JobFinished, None, "cancelled before it started")?;
-        let waiters = self.lock().waiters.remove(&id).unwrap_or_default();
+    /// Ends a job that never started as Cancelled and tells its waiters
+    /// (taken from the state by the caller; this does not lock it).
+    fn cancel_unstarted(
+        &self,
+        id: i64,
+        waiters: Vec<oneshot::Sender<Option<String>>>,
+    ) -> Result<(), SchedulerError> {
+        let result = self.store.set_job_state_with_event(
+            id,
+            JobState::Cancelled,
+            None,
+            &new_event(
+                id,
+                EventKind::JobFinished,
+                None,
+                "cancelled before it started",
+            ),
+        );
+        if let Ok(event) = &result {
+            self.events.publish(event);
+        }
+        // Told either way: a waiter reads the job's state from the store.
         for waiter in waiters {
             let _ = waiter.send(None);
         }
-        Ok(())
+        result.map(|_| ()).map_err(SchedulerError::from)
     }
 
     fn forget_closed_waiters(&self, id: i64) {

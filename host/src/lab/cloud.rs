@@ -252,6 +252,50 @@ impl LabCloud {
         self.cloud.subnet_id(VNET, subnet)
     }
 
+    /// Adds subnet `name` with `address_prefix` to `lab-vnet` (the `app`
+    /// /24 holds 251 NICs; a lab with more VMs needs a larger subnet). The
+    /// prefix must lie in the network's address space and overlap no subnet.
+    pub fn add_subnet(&mut self, name: &str, address_prefix: &str) -> Result<(), LabCloudError> {
+        self.check_name(name, "subnet")?;
+        let new = Prefix::parse(address_prefix).map_err(|reason| self.refused(reason))?;
+        let damaged = |reason: String| LabCloudError::Damaged {
+            path: self.root.join(CLOUD_FILE),
+            reason,
+        };
+        let vnet = self
+            .cloud
+            .vnet(VNET)
+            .ok_or_else(|| damaged(format!("it has no virtual network {VNET}")))?;
+        let mut inside = false;
+        for space in &vnet.address_prefixes {
+            inside |= Prefix::parse(space).map_err(damaged)?.covers(new);
+        }
+        if !inside {
+            return Err(self.refused(format!(
+                "{address_prefix} is outside the address space of {VNET}"
+            )));
+        }
+        for subnet in &vnet.subnets {
+            let old = Prefix::parse(&subnet.address_prefix).map_err(damaged)?;
+            if subnet.name.eq_ignore_ascii_case(name) || old.covers(new) || new.covers(old) {
+                return Err(self.refused(format!(
+                    "subnet `{name}` ({address_prefix}) clashes with subnet `{}` ({})",
+                    subnet.name, subnet.address_prefix
+                )));
+            }
+        }
+        let mut cloud = self.cloud.clone();
+        if let Some(vnet) = cloud.virtual_networks.iter_mut().find(|v| v.name.eq_ignore_ascii_case(VNET)) {
+            vnet.subnets.push(Subnet {
+                name: name.to_string(),
+                address_prefix: address_prefix.to_string(),
+            });
+        }
+        self.write_json(CLOUD_FILE, &cloud)?;
+        self.cloud = cloud;
+        Ok(())
+    }
+
     /// ARM id of the VM `name` (whether or not it exists).
     pub fn vm_id(&self, name: &str) -> String {
         self.cloud.vm_id(name)

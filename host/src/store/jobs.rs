@@ -128,75 +128,45 @@ impl Store {
         state: JobState,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let now = int(now_ms(), "time")?;
-        let doing = "changing a job's state";
-        self.write(doing, |tx| {
-            let current = current_state(tx, id)?;
-            if current.is_finished() {
-                if current == state {
-                    return Ok(());
-                }
-                return Err(StoreError::Conflict(format!(
-                    "job {id} has already {current}; it cannot become {state}"
-                )));
-            }
-            tx.execute(
-                "UPDATE jobs SET state = ?2, error = ?3, \
-                 started_at = CASE WHEN ?2 = 'running' THEN coalesce(started_at, ?4) ELSE started_at END, \
-                 finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END \
-                 WHERE id = ?1",
-                (id, state.as_str(), error, now, state.is_finished()),
-            )
-            .map_err(db(doing))?;
-            Ok(())
+        self.write("changing a job's state", |tx| {
+            set_job_state_in(tx, id, state, error)
+        })
+    }
+
+    /// [`set_job_state`](Self::set_job_state) and [`append_event`](Self::append_event)
+    /// in one transaction: one disk sync instead of two (the scheduler's
+    /// cost when a job starts and ends).
+    pub fn set_job_state_with_event(
+        &self,
+        id: i64,
+        state: JobState,
+        error: Option<&str>,
+        event: &NewJobEvent,
+    ) -> Result<JobEvent, StoreError> {
+        self.write("changing a job's state", |tx| {
+            set_job_state_in(tx, id, state, error)?;
+            append_event_in(tx, event)
         })
     }
 
     /// Saves one step by (job, index): state, attempts, output, error, times.
     /// Durable when it returns. The name must be the step's recorded name.
     pub fn save_step(&self, job_id: i64, step: &StepRecord) -> Result<(), StoreError> {
-        let output = to_json(&step.output, "the step's output")?;
-        let started_at = opt_int(step.started_at, "time")?;
-        let finished_at = opt_int(step.finished_at, "time")?;
-        let doing = "saving a job step";
-        self.write(doing, |tx| {
-            let name: Option<String> = tx
-                .query_row(
-                    "SELECT name FROM job_steps WHERE job_id = ?1 AND step_index = ?2",
-                    (job_id, i64::from(step.index)),
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(db(doing))?;
-            let Some(name) = name else {
-                current_state(tx, job_id)?; // NotFound "job" when the job is missing
-                return Err(StoreError::not_found(
-                    "job step",
-                    format!("job {job_id}, step {}", step.index),
-                ));
-            };
-            if name != step.name {
-                return Err(StoreError::Invalid(format!(
-                    "step {} of job {job_id} is {name:?}, not {:?}",
-                    step.index, step.name
-                )));
-            }
-            tx.execute(
-                "UPDATE job_steps SET state = ?3, attempts = ?4, output = ?5, error = ?6, \
-                 started_at = ?7, finished_at = ?8 WHERE job_id = ?1 AND step_index = ?2",
-                (
-                    job_id,
-                    i64::from(step.index),
-                    step.state.as_str(),
-                    i64::from(step.attempts),
-                    &output,
-                    step.error.as_deref(),
-                    started_at,
-                    finished_at,
-                ),
-            )
-            .map_err(db(doing))?;
-            Ok(())
+        self.write("saving a job step", |tx| save_step_in(tx, job_id, step))
+    }
+
+    /// [`save_step`](Self::save_step) and [`append_event`](Self::append_event)
+    /// in one transaction: one disk sync instead of two (the scheduler's
+    /// cost around every step).
+    pub fn save_step_with_event(
+        &self,
+        job_id: i64,
+        step: &StepRecord,
+        event: &NewJobEvent,
+    ) -> Result<JobEvent, StoreError> {
+        self.write("saving a job step", |tx| {
+            save_step_in(tx, job_id, step)?;
+            append_event_in(tx, event)
         })
     }
 
@@ -220,48 +190,7 @@ impl Store {
 
     /// Appends an event to a job; its `seq` is the job's next (1, 2, ...).
     pub fn append_event(&self, e: &NewJobEvent) -> Result<JobEvent, StoreError> {
-        let at = now_ms();
-        let at_int = int(at, "time")?;
-        let done = int(e.done_bytes, "done bytes")?;
-        let total = int(e.total_bytes, "total bytes")?;
-        let doing = "recording a job event";
-        let seq = self.write(doing, |tx| {
-            current_state(tx, e.job_id)?;
-            let last: i64 = tx
-                .query_row(
-                    "SELECT coalesce(max(seq), 0) FROM job_events WHERE job_id = ?1",
-                    [e.job_id],
-                    |row| row.get(0),
-                )
-                .map_err(db(doing))?;
-            let seq = last + 1;
-            tx.execute(
-                "INSERT INTO job_events (job_id, seq, at, kind, step, message, done_bytes, total_bytes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                (
-                    e.job_id,
-                    seq,
-                    at_int,
-                    e.kind.as_str(),
-                    e.step.map(i64::from),
-                    &e.message,
-                    done,
-                    total,
-                ),
-            )
-            .map_err(db(doing))?;
-            Ok(seq)
-        })?;
-        Ok(JobEvent {
-            job_id: e.job_id,
-            seq: u64::try_from(seq).unwrap_or(0),
-            at,
-            kind: e.kind,
-            step: e.step,
-            message: e.message.clone(),
-            done_bytes: e.done_bytes,
-            total_bytes: e.total_bytes,
-        })
+        self.write("recording a job event", |tx| append_event_in(tx, e))
     }
 
     /// A job's events after `after_seq` (0 for all), in order.
@@ -283,6 +212,123 @@ impl Store {
         }
         Ok(events)
     }
+}
+
+/// The body of [`Store::set_job_state`], inside the caller's transaction.
+fn set_job_state_in(
+    tx: &Connection,
+    id: i64,
+    state: JobState,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
+    let now = int(now_ms(), "time")?;
+    let doing = "changing a job's state";
+    let current = current_state(tx, id)?;
+    if current.is_finished() {
+        if current == state {
+            return Ok(());
+        }
+        return Err(StoreError::Conflict(format!(
+            "job {id} has already {current}; it cannot become {state}"
+        )));
+    }
+    tx.execute(
+        "UPDATE jobs SET state = ?2, error = ?3, \
+         started_at = CASE WHEN ?2 = 'running' THEN coalesce(started_at, ?4) ELSE started_at END, \
+         finished_at = CASE WHEN ?5 THEN ?4 ELSE finished_at END \
+         WHERE id = ?1",
+        (id, state.as_str(), error, now, state.is_finished()),
+    )
+    .map_err(db(doing))?;
+    Ok(())
+}
+
+/// The body of [`Store::save_step`], inside the caller's transaction.
+fn save_step_in(tx: &Connection, job_id: i64, step: &StepRecord) -> Result<(), StoreError> {
+    let output = to_json(&step.output, "the step's output")?;
+    let started_at = opt_int(step.started_at, "time")?;
+    let finished_at = opt_int(step.finished_at, "time")?;
+    let doing = "saving a job step";
+    let name: Option<String> = tx
+        .query_row(
+            "SELECT name FROM job_steps WHERE job_id = ?1 AND step_index = ?2",
+            (job_id, i64::from(step.index)),
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(db(doing))?;
+    let Some(name) = name else {
+        current_state(tx, job_id)?; // NotFound "job" when the job is missing
+        return Err(StoreError::not_found(
+            "job step",
+            format!("job {job_id}, step {}", step.index),
+        ));
+    };
+    if name != step.name {
+        return Err(StoreError::Invalid(format!(
+            "step {} of job {job_id} is {name:?}, not {:?}",
+            step.index, step.name
+        )));
+    }
+    tx.execute(
+        "UPDATE job_steps SET state = ?3, attempts = ?4, output = ?5, error = ?6, \
+         started_at = ?7, finished_at = ?8 WHERE job_id = ?1 AND step_index = ?2",
+        (
+            job_id,
+            i64::from(step.index),
+            step.state.as_str(),
+            i64::from(step.attempts),
+            &output,
+            step.error.as_deref(),
+            started_at,
+            finished_at,
+        ),
+    )
+    .map_err(db(doing))?;
+    Ok(())
+}
+
+/// The body of [`Store::append_event`], inside the caller's transaction.
+fn append_event_in(tx: &Connection, e: &NewJobEvent) -> Result<JobEvent, StoreError> {
+    let at = now_ms();
+    let at_int = int(at, "time")?;
+    let done = int(e.done_bytes, "done bytes")?;
+    let total = int(e.total_bytes, "total bytes")?;
+    let doing = "recording a job event";
+    current_state(tx, e.job_id)?;
+    let last: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(seq), 0) FROM job_events WHERE job_id = ?1",
+            [e.job_id],
+            |row| row.get(0),
+        )
+        .map_err(db(doing))?;
+    let seq = last + 1;
+    tx.execute(
+        "INSERT INTO job_events (job_id, seq, at, kind, step, message, done_bytes, total_bytes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        (
+            e.job_id,
+            seq,
+            at_int,
+            e.kind.as_str(),
+            e.step.map(i64::from),
+            &e.message,
+            done,
+            total,
+        ),
+    )
+    .map_err(db(doing))?;
+    Ok(JobEvent {
+        job_id: e.job_id,
+        seq: u64::try_from(seq).unwrap_or(0),
+        at,
+        kind: e.kind,
+        step: e.step,
+        message: e.message.clone(),
+        done_bytes: e.done_bytes,
+        total_bytes: e.total_bytes,
+    })
 }
 
 /// A job's state; NotFound when there is no such job.

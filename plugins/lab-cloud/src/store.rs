@@ -153,6 +153,30 @@ impl Lab {
         })
     }
 
+    /// The file names in directory `rel` (none when it is missing). Under
+    /// WASI a listing stats every entry, so a file removed meanwhile (another
+    /// call's temporary file, a sync's checkpoint) fails it: read it again.
+    fn list(&self, rel: &str) -> Result<Vec<String>, Error> {
+        const ATTEMPTS: u32 = 20;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let entries = match std::fs::read_dir(self.path(rel)) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(self.io_error(rel, "list", &e)),
+            };
+            let names: io::Result<Vec<String>> = entries
+                .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect();
+            match names {
+                Ok(names) => return Ok(names),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < ATTEMPTS => continue,
+                Err(e) => return Err(self.io_error(rel, "list", &e)),
+            }
+        }
+    }
+
     /// Removes `rel`; a file already gone is not an error.
     pub fn remove(&self, rel: &str) -> Result<(), Error> {
         match std::fs::remove_file(self.path(rel)) {
@@ -189,14 +213,7 @@ impl Lab {
     /// Every VM, in name order.
     pub fn vms(&self) -> Result<Vec<VmFile>, Error> {
         let mut names = Vec::new();
-        let entries = match std::fs::read_dir(self.path(VMS_DIR)) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.io_error(VMS_DIR, "list", &e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| self.io_error(VMS_DIR, "list", &e))?;
-            let file = entry.file_name().to_string_lossy().into_owned();
+        for file in self.list(VMS_DIR)? {
             if let Some(stem) = file.strip_suffix(".json")
                 && format::valid_name(stem)
             {
@@ -233,16 +250,9 @@ impl Lab {
 
     /// The snapshots of disk `disk`, oldest first.
     pub fn snapshots_of(&self, disk: &str) -> Result<Vec<SnapshotFile>, Error> {
-        let entries = match std::fs::read_dir(self.path(DISKS_DIR)) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.io_error(DISKS_DIR, "list", &e)),
-        };
         let prefix = format!("{disk}@");
         let mut snapshots = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| self.io_error(DISKS_DIR, "list", &e))?;
-            let file = entry.file_name().to_string_lossy().into_owned();
+        for file in self.list(DISKS_DIR)? {
             if let Some(name) = file
                 .strip_prefix(&prefix)
                 .and_then(|rest| rest.strip_suffix(".json"))
