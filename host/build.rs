@@ -66,8 +66,10 @@ fn compile_protocol() {
     };
     // Block payloads as `bytes::Bytes`: decoding slices the received buffer
     // instead of copying each megabyte once more.
-    let builder =
-        tonic_prost_build::configure().bytes(".homeward.replication.v1.BlockMessage.payload");
+    // Blob credentials get a hand-written, redacting `Debug` (sync/proto.rs).
+    let builder = tonic_prost_build::configure()
+        .bytes(".homeward.replication.v1.BlockMessage.payload")
+        .skip_debug([".homeward.replication.v1.BlobTarget", ".homeward.replication.v1.SharedKey"]);
     if let Err(e) = builder.compile_fds(descriptors) {
         panic!("generating gRPC code from {proto} failed: {e}");
     }

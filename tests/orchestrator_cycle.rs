@@ -218,3 +218,119 @@ fn backup_wipe_restore_then_failback_works() {
     assert!(data_disks_equal(&lab));
     rt.block_on(lab.orchestrator.shutdown());
 }
+
+#[test]
+fn test_failover_drills_on_a_copy_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = DemoLab::create(dir.path()).unwrap();
+    let rt = runtime();
+    let _guard = rt.enter();
+    lab.orchestrator.start().unwrap();
+    for stage in [Stage::Protect, Stage::FailoverToCloud, Stage::WriteInCloud, Stage::Reprotect] {
+        stage_ok(&rt, &lab, stage);
+    }
+    let replica = lab.onprem_disks().unwrap();
+    let before: Vec<String> = replica.iter().map(|d| fingerprint(d).unwrap()).collect();
+    let vms_before = lab.orchestrator.discover("onprem").unwrap().vms.len();
+
+    let id = lab
+        .orchestrator
+        .test_failover(&homeward::workflow::TestFailoverParams {
+            plan: demo::PLAN.into(),
+            direction: Direction::ToOnPremises,
+            point: homeward::workflow::PointChoice::Latest,
+            network: Some("Replication".into()),
+            cleanup: true,
+        })
+        .unwrap();
+    let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let drill = &job.steps.iter().find(|s| s.name == "drill:web01").unwrap().output;
+    let drill_vm = drill["vm_id"].as_str().unwrap();
+    let cleanup = &job.steps.iter().find(|s| s.name == "cleanup").unwrap().output;
+    assert_eq!(cleanup[0], drill_vm);
+
+    // The drill VM is gone, the replica untouched, the item as it was.
+    let inventory = lab.orchestrator.discover("onprem").unwrap();
+    assert_eq!(inventory.vms.len(), vms_before);
+    assert!(inventory.vms.iter().all(|v| v.id != drill_vm));
+    let after: Vec<String> = replica.iter().map(|d| fingerprint(d).unwrap()).collect();
+    assert_eq!(before, after);
+    assert_eq!(lab.store().item(demo::VM).unwrap().state, ItemState::Protected);
+    rt.block_on(lab.orchestrator.shutdown());
+}
+
+#[test]
+fn failover_needs_confirmation_and_a_ready_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = DemoLab::create(dir.path()).unwrap();
+    let rt = runtime();
+    let _guard = rt.enter();
+    lab.orchestrator.start().unwrap();
+    let mut params = homeward::workflow::FailoverParams {
+        plan: demo::PLAN.into(),
+        direction: Direction::ToOnPremises,
+        point: homeward::workflow::PointChoice::Latest,
+        planned: true,
+        confirm: false,
+        network: None,
+    };
+    let refused = lab.orchestrator.failover(&params).unwrap_err().to_string();
+    assert!(refused.contains("confirmation"), "{refused}");
+    // Confirmed, but web01 runs on premises: nothing fails over to on-premises.
+    params.confirm = true;
+    let id = lab.orchestrator.failover(&params).unwrap();
+    let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    let error = job.error.unwrap();
+    assert!(error.contains("no VM that fails over to on-premises"), "{error}");
+    // Failing web01 over to the cloud before it was ever replicated there.
+    params.direction = Direction::ToCloud;
+    let id = lab.orchestrator.failover(&params).unwrap();
+    let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    let error = job.error.unwrap();
+    assert!(error.contains("has no latest recovery point to the cloud"), "{error}");
+    assert_eq!(onprem_power(&lab), PowerState::PoweredOn, "nothing was shut down");
+    rt.block_on(lab.orchestrator.shutdown());
+}
+
+#[test]
+fn failback_goes_to_an_alternate_location_when_the_vm_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = DemoLab::create(dir.path()).unwrap();
+    let rt = runtime();
+    let _guard = rt.enter();
+    lab.orchestrator.start().unwrap();
+    for stage in [Stage::Protect, Stage::FailoverToCloud, Stage::WriteInCloud] {
+        stage_ok(&rt, &lab, stage);
+    }
+    // The on-premises VM is lost with the disaster (S4).
+    let original = lab.store().item(demo::VM).unwrap().replica.unwrap().vm_id;
+    let site = lab.store().site("onprem").unwrap();
+    let mut hypervisor = lab.orchestrator.env().adapter(&site).unwrap();
+    hypervisor.hypervisor_delete_vm(&original).unwrap();
+
+    let jobs = stage_ok(&rt, &lab, Stage::Reprotect);
+    let check = &jobs[0].steps.iter().find(|s| s.name == "check").unwrap().output;
+    assert_eq!(check["location"], "alternate");
+    let target = &jobs[0].steps.iter().find(|s| s.name == "prepare-target").unwrap().output;
+    assert_eq!(target["created"], true);
+    let new_vm = target["vm_id"].as_str().unwrap().to_string();
+    assert_ne!(new_vm, original);
+    let item = lab.store().item(demo::VM).unwrap();
+    assert_eq!(item.replica.as_ref().unwrap().vm_id, new_vm);
+
+    // Failback brings the new VM up with the cloud's data; the guest steps
+    // got the old MAC mapped to the new VM's.
+    let jobs = stage_ok(&rt, &lab, Stage::Failback);
+    let inventory = lab.orchestrator.discover("onprem").unwrap();
+    let vm = inventory.vms.iter().find(|v| v.id == new_vm).unwrap();
+    assert_eq!(vm.power, PowerState::PoweredOn);
+    let child = jobs.iter().find(|j| j.kind == "failover-item").unwrap();
+    assert!(child.steps.iter().any(|s| s.name == "guest-steps" && s.state == homeward::store::StepState::Done));
+    let mounts = homeward::store::DatastoreMount { datastore: "ds1".into(), path: lab.site.datastore_path("ds1") };
+    let os = homeward::workflow::host_path(&vm.disks[0], &[mounts]).unwrap();
+    assert_eq!(lab.read_guest_file(&os, guest::APP_DATA).unwrap(), demo::CLOUD_DATA);
+    rt.block_on(lab.orchestrator.shutdown());
+}

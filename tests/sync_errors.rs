@@ -292,9 +292,9 @@ async fn master_target(roots: &[&Path]) -> String {
 /// server code, giving up at the first transport error.
 async fn sync_to(url: &str, src: &Path, target: &Path, mode: Mode) -> Result<(), SyncError> {
     let spec = SyncSpec {
-        source: src.to_path_buf(),
+        source: src.to_path_buf().into(),
         source_format: None,
-        target_path: target.display().to_string(),
+        target: target.to_path_buf().into(),
         target_format: None,
         mode,
         block_size: MIB as usize,

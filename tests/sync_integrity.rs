@@ -105,9 +105,9 @@ async fn a_bit_flipped_in_transit_is_rejected_and_resent() {
     let upstream = master_target(dir.path()).await;
     let (proxy, flips) = flipping_proxy(upstream, 8).await;
     let spec = SyncSpec {
-        source: source_path.clone(),
+        source: source_path.clone().into(),
         source_format: None,
-        target_path: target_path.display().to_string(),
+        target: target_path.clone().into(),
         target_format: None,
         mode: Mode::Full,
         block_size: 1 << 20,

@@ -62,9 +62,9 @@ async fn a_master_target_killed_at_half_way_resumes_where_it_stopped() {
             .await
             .unwrap();
     let spec = SyncSpec {
-        source: f.source.clone(),
+        source: f.source.clone().into(),
         source_format: None,
-        target_path: f.target.display().to_string(),
+        target: f.target.clone().into(),
         target_format: None,
         mode: Mode::Full,
         block_size: 1 << 20,

@@ -293,9 +293,9 @@ fn a_client_with_a_certificate_from_another_ca_cannot_ask_for_a_sync() {
 /// as a peer with `files`, giving up at the first failure.
 fn sync_as(files: TlsFiles, url: &str, src: &Path, dst: &Path) -> Result<(), SyncError> {
     let spec = SyncSpec {
-        source: src.to_path_buf(),
+        source: src.to_path_buf().into(),
         source_format: None,
-        target_path: s(dst).to_string(),
+        target: dst.to_path_buf().into(),
         target_format: None,
         mode: Mode::Full,
         block_size: DEFAULT_BLOCK_SIZE,
@@ -381,9 +381,9 @@ fn plaintext_is_refused_off_loopback() {
     let src = dir.path().join("disk.raw");
     homeward_tests::images::write_random(&src, MIB, 1);
     let spec = SyncSpec {
-        source: src.clone(),
+        source: src.clone().into(),
         source_format: None,
-        target_path: "/var/lib/homeward/disk.raw".to_string(),
+        target: std::path::PathBuf::from("/var/lib/homeward/disk.raw").into(),
         target_format: None,
         mode: Mode::Full,
         block_size: DEFAULT_BLOCK_SIZE,

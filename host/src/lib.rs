@@ -18,7 +18,13 @@
 //! - [`bench`](mod@bench): the plugin-runtime benchmark behind `homeward bench plugins`.
 //! - [`bench_plan`]: the 1000-VM recovery-plan benchmark (`homeward bench plan`).
 //! - [`scaffold`]: new plugin crates from templates (`homeward plugin new`).
+//! - [`store`]: the state store (the configuration server): SQLite, migrations, backup.
+//! - [`jobs`]: the durable job scheduler (steps persisted, resumed after a crash).
+//! - [`workflow`]: the failback workflows and the `Orchestrator` that runs them.
 //! - [`control`]: the control API (gRPC `homeward.control.v1`): server, tokens, client.
+//! - [`lab`]: the lab site and cloud (directories the lab adapters serve) and the demo guest.
+//! - [`demo`]: the whole failback cycle on the lab adapters (`homeward demo`).
+//! - [`conformance`]: the plugin conformance suites (`homeward plugin test`).
 //! - [`cli`]: the `homeward` command.
 
 pub mod bench;
@@ -27,8 +33,8 @@ pub mod bench_plan;
 pub mod cli;
 pub mod config;
 pub mod conformance;
-pub mod demo;
 pub mod control;
+pub mod demo;
 pub mod disk;
 pub mod embedded;
 pub mod filesystem;

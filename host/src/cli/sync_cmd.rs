@@ -130,9 +130,9 @@ pub fn sync(
         None
     };
     let spec = SyncSpec {
-        source: args.from.clone(),
+        source: args.from.clone().into(),
         source_format: args.from_format,
-        target_path: args.to.display().to_string(),
+        target: args.to.clone().into(),
         target_format: args.to_format,
         mode: if args.delta { Mode::Delta } else { Mode::Full },
         block_size: args.block_size,

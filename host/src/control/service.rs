@@ -300,8 +300,7 @@ impl pb::control_server::Control for ControlService {
             point: convert::point_choice_from(r.point),
             planned: r.planned,
             confirm: r.confirm,
-            // TODO(control): a `network` field in FailoverRequest (the cloud subnet for VMs that have no cloud VM yet).
-            network: None,
+            network: r.network,
         };
         let orchestrator = self.orchestrator.clone();
         let job_id = blocking(move || Ok(orchestrator.failover(&params)?)).await?;

@@ -1,6 +1,7 @@
 //! `homeward sync`: both roles in one process, talking gRPC over loopback, so
-//! operators and tests run the real data path with one command.
+//! operators, tests and the workflows run the real data path with one call.
 
+use super::endpoint::DiskEndpoint;
 use super::error::SyncError;
 use super::proto::Progress;
 use super::proto::master_target_server::MasterTargetServer;
@@ -13,22 +14,24 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Runs a master target on an ephemeral loopback port for the target's
-/// directory, and syncs `spec` to it.
+/// directory (none for a page-blob target, which the spec names itself),
+/// and syncs `spec` to it.
 pub async fn run(
     mut spec: SyncSpec,
     limit_bytes_per_sec: Option<u64>,
     checkpoint: CheckpointPolicy,
     progress: watch::Sender<Progress>,
 ) -> Result<SyncOutcome, SyncError> {
-    let target = absolute(Path::new(&spec.target_path))?;
-    let root = target.parent().map(Path::to_path_buf).ok_or_else(|| {
-        SyncError::Config(format!("target {} has no directory", target.display()))
-    })?;
-    spec.target_path = target.display().to_string();
-    let service = MasterTargetService::new(TargetConfig {
-        roots: vec![root],
-        checkpoint,
-    });
+    let mut roots = Vec::new();
+    if let DiskEndpoint::Path(path) = &spec.target {
+        let target = absolute(path)?;
+        let root = target.parent().map(Path::to_path_buf).ok_or_else(|| {
+            SyncError::Config(format!("target {} has no directory", target.display()))
+        })?;
+        roots.push(root);
+        spec.target = DiskEndpoint::Path(target);
+    }
+    let service = MasterTargetService::new(TargetConfig { roots, checkpoint });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| SyncError::Config(format!("cannot listen on loopback: {e}")))?;

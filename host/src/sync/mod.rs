@@ -14,6 +14,7 @@
 //!  whole-disk digest ─────── Finish ────────────► compare whole-disk digests
 //! ```
 //!
+//! - [`endpoint`]: a disk as the data path reaches it: a host path or a page blob.
 //! - [`digest`]: fast (xxh3-128) and strong (BLAKE3) block digests, whole-disk digest.
 //! - [`codec`]: raw, zstd or hole on the wire; adaptive compression.
 //! - [`checkpoint`]: the master target's durable record of written blocks.
@@ -27,6 +28,7 @@
 pub mod checkpoint;
 pub mod codec;
 pub mod digest;
+pub mod endpoint;
 pub mod error;
 pub mod local;
 pub mod process_server;
@@ -38,6 +40,7 @@ pub mod target;
 pub mod throttle;
 pub mod transport;
 
+pub use endpoint::DiskEndpoint;
 pub use error::SyncError;
 pub use proto::Mode;
 

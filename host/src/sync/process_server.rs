@@ -7,6 +7,7 @@
 
 use super::proto::process_server_server::ProcessServer;
 use super::proto::{Mode, SyncEvent, SyncRequest, SyncSummary, sync_event};
+use super::endpoint::DiskEndpoint;
 use super::source::{self, RetryPolicy, SyncSpec};
 use super::throttle::Pacer;
 use super::transport::Security;
@@ -76,9 +77,9 @@ impl ProcessServerService {
             }
         };
         Ok(SyncSpec {
-            source,
+            source: DiskEndpoint::Path(source),
             source_format: format(&req.source_format)?,
-            target_path: req.target_path.clone(),
+            target: DiskEndpoint::Path(PathBuf::from(&req.target_path)),
             target_format: format(&req.target_format)?,
             mode: Mode::try_from(req.mode).unwrap_or(Mode::Full),
             block_size: if req.block_size == 0 {

@@ -13,19 +13,19 @@ use super::digest::{self, Fast, ZeroLeaves};
 use super::error::SyncError;
 use super::progress::Counters;
 use super::proto::master_target_client::MasterTargetClient;
+use super::endpoint::DiskEndpoint;
 use super::proto::{
-    BlockMessage, Compression, Encoding, FinishRequest, Mode, OpenRequest, Progress, SessionRef,
+    BlobTarget, BlockMessage, Compression, Encoding, FinishRequest, Mode, OpenRequest, Progress, SessionRef,
     transfer_event,
 };
 use super::scan::BlockReader;
 use super::throttle::Pacer;
 use super::transport::{self, MAX_MESSAGE, Security};
 use super::{PROTOCOL_VERSION, SESSION_HEADER, block_len, check_block_size};
-use crate::disk::image::{self, ImageFormat};
+use crate::disk::image::ImageFormat;
 use crate::disk::{BlockDevice, FreeAsZeros};
 use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
@@ -40,12 +40,13 @@ const BLOCK_OVERHEAD: u64 = 64;
 /// What to sync where.
 #[derive(Debug, Clone)]
 pub struct SyncSpec {
-    /// The source disk (on this host).
-    pub source: PathBuf,
+    /// The source disk: an image on this host, or a page blob.
+    pub source: DiskEndpoint,
     /// Its format, if the operator named one (checked against the content).
     pub source_format: Option<ImageFormat>,
-    /// The target disk, a path on the master target's host.
-    pub target_path: String,
+    /// The target disk: a path on the master target's host (created by a
+    /// full sync if missing), or a page blob, which must exist.
+    pub target: DiskEndpoint,
     /// Its format (for a new target; checked against an existing one).
     pub target_format: Option<ImageFormat>,
     /// Full or delta.
@@ -100,23 +101,33 @@ pub async fn run(
 ) -> Result<SyncOutcome, SyncError> {
     let bs = spec.block_size;
     check_block_size(bs).map_err(SyncError::Config)?;
-    let mut source: Arc<dyn BlockDevice> = Arc::from(
-        image::open(&spec.source, false, spec.source_format).map_err(|e| SyncError::Source {
-            path: spec.source.display().to_string(),
-            reason: e.to_string(),
-        })?,
-    );
+    // Opening a page blob makes HTTP calls: off the async threads.
+    let opened = {
+        let (endpoint, format) = (spec.source.clone(), spec.source_format);
+        tokio::task::spawn_blocking(move || endpoint.open(false, format))
+            .await
+            .map_err(|e| SyncError::Internal(format!("opening the source: {e}")))?
+    };
+    let mut source: Arc<dyn BlockDevice> =
+        Arc::from(opened.map_err(|reason| SyncError::Source {
+            path: spec.source.address(),
+            reason,
+        })?);
     if let Some(in_use) = &spec.in_use {
         source = Arc::new(FreeAsZeros::new(source, in_use.to_vec()));
     }
-    let source_id = format!(
-        "{}:{}",
-        spec.source
-            .canonicalize()
-            .unwrap_or_else(|_| spec.source.clone())
-            .display(),
-        source.capacity()
-    );
+    // Stable across attempts, so a resume never mixes two sources; a blob
+    // is named by its URL without the query (never its credential).
+    let source_id = match &spec.source {
+        DiskEndpoint::Path(path) => format!(
+            "{}:{}",
+            path.canonicalize()
+                .unwrap_or_else(|_| path.clone())
+                .display(),
+            source.capacity()
+        ),
+        DiskEndpoint::Blob(_) => format!("{}:{}", spec.source.address(), source.capacity()),
+    };
     let counters = Arc::new(Counters::new(source.capacity()));
     let reporter = {
         let counters = counters.clone();
@@ -188,7 +199,14 @@ async fn attempt(
     let reply = client
         .open(OpenRequest {
             protocol_version: PROTOCOL_VERSION,
-            target_path: spec.target_path.clone(),
+            target_path: match &spec.target {
+                DiskEndpoint::Path(path) => path.display().to_string(),
+                DiskEndpoint::Blob(_) => String::new(),
+            },
+            target_blob: match &spec.target {
+                DiskEndpoint::Path(_) => None,
+                DiskEndpoint::Blob(blob) => Some(BlobTarget::from(blob)),
+            },
             target_format: spec
                 .target_format
                 .map(|f| f.cli_name().to_string())

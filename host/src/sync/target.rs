@@ -7,16 +7,22 @@
 //! - **A checkpoint never claims a block that is not durable**: blocks are
 //!   recorded in the checkpoint log only after the device was flushed, and
 //!   reported durable only after the log was synced.
-//! - The master target writes only under its configured target roots, and
-//!   refuses a target smaller than the source or of another format before
-//!   writing anything.
+//! - The master target writes only under its configured target roots or to
+//!   the page blob a sync names (a cloud disk: it must exist, is never
+//!   created, and roots do not apply to it), and refuses a target smaller
+//!   than the source or of another format before writing anything.
+//! - A page-blob target keeps no checkpoint log (there is no local file to
+//!   keep it beside, and its credential must not key one): every block
+//!   written is reported durable once `Put Page` returned, and a sync
+//!   interrupted there resumes as a delta that reads the blob's digests back.
 
 use super::checkpoint::{self, Checkpoint, Identity};
 use super::codec;
 use super::digest::{self, Fast, ZeroLeaves};
 use super::proto::master_target_server::MasterTarget;
+use super::endpoint::DiskEndpoint;
 use super::proto::{
-    BlockMessage, Compression, DigestChunk, Durable, Encoding, FinishReply, FinishRequest, Mode,
+    BlobTarget, BlockMessage, Compression, DigestChunk, Durable, Encoding, FinishReply, FinishRequest, Mode,
     OpenReply, OpenRequest, Rejected, SessionRef, TransferEvent, transfer_event,
 };
 use super::scan::BlockReader;
@@ -85,7 +91,8 @@ pub struct MasterTargetService {
 }
 
 struct Session {
-    target: PathBuf,
+    /// The target's path, or its blob URL without query: one session per target.
+    target: String,
     device: Arc<dyn BlockDevice>,
     block_size: usize,
     capacity: u64,
@@ -179,19 +186,7 @@ impl MasterTargetService {
     }
 
     fn open_session(&self, req: &OpenRequest) -> Result<(Arc<Session>, OpenReply), Status> {
-        if req.protocol_version != PROTOCOL_VERSION {
-            return Err(Status::failed_precondition(format!(
-                "the process server speaks replication protocol {}, this master target speaks {PROTOCOL_VERSION}: upgrade the older side",
-                req.protocol_version
-            )));
-        }
-        let block_size = req.block_size as usize;
-        check_block_size(block_size).map_err(Status::invalid_argument)?;
-        if req.capacity == 0 {
-            return Err(Status::invalid_argument(
-                "the source disk is empty (0 bytes)",
-            ));
-        }
+        let block_size = check_request(req)?;
         let target = PathBuf::from(&req.target_path);
         if !target.is_absolute() {
             return Err(Status::invalid_argument(format!(
@@ -272,7 +267,7 @@ impl MasterTargetService {
                 .unwrap_or(u32::MAX),
         };
         let session = Arc::new(Session {
-            target: target.clone(),
+            target: target.display().to_string(),
             device,
             block_size,
             capacity: req.capacity,
@@ -295,6 +290,94 @@ impl MasterTargetService {
     }
 }
 
+/// The checks every Open passes before any target is touched: protocol
+/// version, block size, a non-empty source. Returns the block size.
+fn check_request(req: &OpenRequest) -> Result<usize, Status> {
+    if req.protocol_version != PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "the process server speaks replication protocol {}, this master target speaks {PROTOCOL_VERSION}: upgrade the older side",
+            req.protocol_version
+        )));
+    }
+    let block_size = req.block_size as usize;
+    check_block_size(block_size).map_err(Status::invalid_argument)?;
+    if req.capacity == 0 {
+        return Err(Status::invalid_argument(
+            "the source disk is empty (0 bytes)",
+        ));
+    }
+    Ok(block_size)
+}
+
+impl MasterTargetService {
+    /// A session writing the page blob `blob`: it must exist and be large
+    /// enough; no checkpoint is kept (see the module's invariants).
+    async fn open_blob_session(
+        &self,
+        req: &OpenRequest,
+        blob: &BlobTarget,
+    ) -> Result<(Arc<Session>, OpenReply), Status> {
+        let block_size = check_request(req)?;
+        if !matches!(req.target_format.as_str(), "" | "vhd") {
+            return Err(Status::invalid_argument(format!(
+                "a page blob holds a fixed VHD, not `{}`",
+                req.target_format
+            )));
+        }
+        let endpoint = DiskEndpoint::Blob(blob.clone().into());
+        let target = endpoint.address();
+        // Opening reads the blob's properties over HTTP: a blocking call,
+        // made off the async threads.
+        let opened = tokio::task::spawn_blocking(move || endpoint.open(true, None))
+            .await
+            .map_err(|e| Status::internal(format!("opening the target: {e}")))?;
+        let device: Arc<dyn BlockDevice> = Arc::from(opened.map_err(|reason| {
+            Status::failed_precondition(format!(
+                "target {target} cannot be opened for writing: {reason}; a page-blob target must \
+                 exist (the cloud disk made for the replica)"
+            ))
+        })?);
+        if device.capacity() < req.capacity {
+            return Err(Status::failed_precondition(format!(
+                "target {target} holds {} bytes, smaller than the source's {}: grow the cloud disk \
+                 or choose another",
+                device.capacity(),
+                req.capacity
+            )));
+        }
+        let blocks = req.capacity.div_ceil(block_size as u64);
+        let compression = if req.compression.contains(&(Compression::Zstd as i32)) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        };
+        let reply = OpenReply {
+            protocol_version: PROTOCOL_VERSION,
+            session_id: format!("s{}", self.next_session.fetch_add(1, Ordering::Relaxed)),
+            compression: compression as i32,
+            durable_bitmap: vec![0u8; usize::try_from(blocks.div_ceil(8)).unwrap_or(0)],
+            durable_blocks: 0,
+            created: false,
+            checkpoint_blocks: u32::try_from(self.config.checkpoint.blocks_for(block_size))
+                .unwrap_or(u32::MAX),
+        };
+        let session = Arc::new(Session {
+            target: target.clone(),
+            device,
+            block_size,
+            capacity: req.capacity,
+            blocks,
+            created: false,
+            state: Mutex::new(SessionState {
+                checkpoint: None,
+                leaves: vec![None; usize::try_from(blocks).unwrap_or(0)],
+            }),
+        });
+        tracing::info!(target = %target, blocks, "sync session {} opened (page blob, no checkpoint)", reply.session_id);
+        Ok((session, reply))
+    }
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<TransferEvent, Status>> + Send>>;
 type DigestStream = Pin<Box<dyn Stream<Item = Result<DigestChunk, Status>> + Send>>;
 
@@ -307,7 +390,11 @@ const DIGESTS_PER_CHUNK: u64 = 256;
 #[tonic::async_trait]
 impl MasterTarget for MasterTargetService {
     async fn open(&self, request: Request<OpenRequest>) -> Result<Response<OpenReply>, Status> {
-        let (session, reply) = self.open_session(request.get_ref())?;
+        let req = request.get_ref();
+        let (session, reply) = match &req.target_blob {
+            Some(blob) => self.open_blob_session(req, blob).await?,
+            None => self.open_session(req)?,
+        };
         let mut sessions = match self.sessions.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -319,7 +406,7 @@ impl MasterTarget for MasterTargetService {
             if stale {
                 tracing::info!(
                     "sync session {id} on {} replaced by {}",
-                    old.target.display(),
+                    old.target,
                     reply.session_id
                 );
             }

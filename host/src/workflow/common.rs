@@ -8,6 +8,7 @@ use crate::store::{
     Component, ComponentRole, ComponentState, DatastoreMount, Direction, Site, SiteKind, Store,
     StoreError,
 };
+use crate::sync::DiskEndpoint;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -140,12 +141,13 @@ pub fn target_kind(direction: Direction) -> SiteKind {
     }
 }
 
-/// Where the item's source (primary) disk `disk_id` is on this host.
-pub fn source_path(
+/// Where the item's source (primary) disk `disk_id` is: a cloud disk's
+/// endpoint (its page blob, with a credential) or a datastore file.
+pub fn source_endpoint(
     shared: &super::Shared,
     item: &crate::store::Item,
     disk_id: &str,
-) -> Result<std::path::PathBuf, StepError> {
+) -> Result<DiskEndpoint, StepError> {
     use crate::plugin::adapter::Access;
     let store = &shared.store;
     let site = store.site(&item.source.site).map_err(store_error)?;
@@ -155,7 +157,7 @@ pub fn source_path(
             let endpoint = adapter
                 .cloud_disk_endpoint(disk_id, Access::Read)
                 .map_err(plugin_error)?;
-            super::disks::host_path(&endpoint, &[])
+            super::disks::endpoint(&endpoint, &[])
         }
         SiteKind::OnPremises => {
             let vm = adapter
@@ -164,7 +166,93 @@ pub fn source_path(
             let disk = vm.disks.iter().find(|d| d.id == disk_id).ok_or_else(|| {
                 StepError::Failed(format!("VM {} has no disk {disk_id}", vm.id))
             })?;
-            super::disks::host_path(disk, &site_mounts(store, &site.name)?)
+            super::disks::endpoint(disk, &site_mounts(store, &site.name)?)
         }
     }
+}
+
+/// Where a replica disk is, from what a step or the store recorded of it
+/// (its id and address): on a cloud site the adapter gives the endpoint
+/// again (with a fresh credential, which is never recorded); on premises
+/// the address is the host path.
+pub fn recorded_endpoint(
+    shared: &super::Shared,
+    site: &str,
+    disk_id: &str,
+    address: &str,
+    access: crate::plugin::adapter::Access,
+) -> Result<DiskEndpoint, StepError> {
+    let site = shared.store.site(site).map_err(store_error)?;
+    match site.kind {
+        SiteKind::Cloud => {
+            let mut adapter = shared.env.adapter(&site).map_err(orchestrator_error)?;
+            let disk = adapter
+                .cloud_disk_endpoint(disk_id, access)
+                .map_err(plugin_error)?;
+            super::disks::endpoint(&disk, &[])
+        }
+        SiteKind::OnPremises => Ok(DiskEndpoint::Path(std::path::PathBuf::from(address))),
+    }
+}
+
+/// Where the item's replica disks are, in disk order (see
+/// [`recorded_endpoint`]).
+pub fn replica_endpoints(
+    shared: &super::Shared,
+    item: &crate::store::Item,
+    access: crate::plugin::adapter::Access,
+) -> Result<Vec<DiskEndpoint>, StepError> {
+    let replica = item.replica.as_ref().ok_or_else(|| {
+        StepError::Failed(format!("item `{}` has no replica: reprotect it first", item.name))
+    })?;
+    item.disks
+        .iter()
+        .map(|d| {
+            let (Some(id), Some(address)) = (&d.replica_disk_id, &d.replica_path) else {
+                return Err(StepError::Failed(format!(
+                    "disk {} of item `{}` has no replica yet: reprotect it first",
+                    d.index, item.name
+                )));
+            };
+            recorded_endpoint(shared, &replica.site, id, address, access)
+        })
+        .collect()
+}
+
+/// The id of the datastore `named` (an id or a name) in `inventory`.
+pub fn datastore_id(
+    inventory: &crate::plugin::adapter::Inventory,
+    named: &str,
+) -> Result<String, StepError> {
+    inventory
+        .datastores
+        .iter()
+        .find(|d| d.id == named || d.name == named)
+        .map(|d| d.id.clone())
+        .ok_or_else(|| {
+            let known: Vec<&str> = inventory.datastores.iter().map(|d| d.name.as_str()).collect();
+            StepError::Failed(format!(
+                "the site has no datastore `{named}`; it has: {}",
+                known.join(", ")
+            ))
+        })
+}
+
+/// The id of the network `named` (an id or a name) in `inventory`.
+pub fn network_id(
+    inventory: &crate::plugin::adapter::Inventory,
+    named: &str,
+) -> Result<String, StepError> {
+    inventory
+        .networks
+        .iter()
+        .find(|n| n.id == named || n.name == named)
+        .map(|n| n.id.clone())
+        .ok_or_else(|| {
+            let known: Vec<&str> = inventory.networks.iter().map(|n| n.name.as_str()).collect();
+            StepError::Failed(format!(
+                "the site has no network `{named}`; it has: {}",
+                known.join(", ")
+            ))
+        })
 }

@@ -1,7 +1,12 @@
-//! Disks as the workflows see them: where an adapter's disk is on the host
-//! (a local path, or a datastore file under a master target's mount), moving
-//! one through the real data path with progress on the job, and a disk's
-//! fingerprint for the split-brain guard.
+//! Disks as the workflows see them: where an adapter's disk is (a local
+//! path, a datastore file under a master target's mount, or a cloud disk's
+//! page blob), moving one through the real data path with progress on the
+//! job, and a disk's fingerprint for the split-brain guard.
+//!
+//! A [`DiskEndpoint`] may hold a credential (a page blob's key or SAS), so
+//! steps never put one in their output or the store: they record its
+//! [`DiskEndpoint::address`] and ask the adapter for the endpoint again
+//! when they need the bytes (`common::replica_endpoints`).
 
 use crate::disk::BlockDevice;
 use crate::jobs::{StepContext, StepError};
@@ -10,15 +15,16 @@ use crate::store::DatastoreMount;
 use crate::sync::Mode;
 use crate::sync::source::SyncSpec;
 use crate::sync::target::CheckpointPolicy;
-use crate::sync::{self, DEFAULT_BLOCK_SIZE};
+use crate::sync::{self, DEFAULT_BLOCK_SIZE, DiskEndpoint};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Where `disk` is on this host. A datastore file is found under the mount
-/// of its datastore (the master target's view of the site's datastores).
-pub fn host_path(disk: &Disk, mounts: &[DatastoreMount]) -> Result<PathBuf, StepError> {
+/// Where `disk`'s bytes are. A datastore file is found under the mount of
+/// its datastore (the master target's view of the site's datastores); a
+/// blob is reached with the credential the adapter gave with it.
+pub fn endpoint(disk: &Disk, mounts: &[DatastoreMount]) -> Result<DiskEndpoint, StepError> {
     match &disk.locator {
-        DiskLocator::LocalPath(path) => Ok(PathBuf::from(path)),
+        DiskLocator::LocalPath(path) => Ok(DiskEndpoint::Path(PathBuf::from(path))),
         DiskLocator::DatastoreFile((datastore, relative)) => {
             let mount = mounts
                 .iter()
@@ -42,13 +48,21 @@ pub fn host_path(disk: &Disk, mounts: &[DatastoreMount]) -> Result<PathBuf, Step
                     relative.display()
                 )));
             }
-            Ok(mount.path.join(relative))
+            Ok(DiskEndpoint::Path(mount.path.join(relative)))
         }
-        DiskLocator::Blob(_) => Err(StepError::Failed(format!(
-            "disk {} is a page blob: this version's workflows move disks between host paths \
-             (lab and datastore files); page-blob sources and targets are read by the data path \
-             only through `homeward sync` so far",
-            disk.id
+        DiskLocator::Blob(blob) => Ok(DiskEndpoint::Blob(blob.clone())),
+    }
+}
+
+/// Where `disk` is on this host, for callers that need a file (a disk the
+/// adapter names as a page blob is refused: it has no host path).
+pub fn host_path(disk: &Disk, mounts: &[DatastoreMount]) -> Result<PathBuf, StepError> {
+    match endpoint(disk, mounts)? {
+        DiskEndpoint::Path(path) => Ok(path),
+        blob @ DiskEndpoint::Blob(_) => Err(StepError::Failed(format!(
+            "disk {} is the page blob {}, which has no path on this host",
+            disk.id,
+            blob.address()
         ))),
     }
 }
@@ -73,18 +87,19 @@ pub struct Moved {
 }
 
 /// Syncs `source` to `target` through the data path (both roles in this
-/// process, gRPC on loopback), forwarding progress to the job. A rerun after
-/// a crash is a delta: the target keeps every block written before.
+/// process, gRPC on loopback), forwarding progress to the job. Either may be
+/// a page blob (a cloud disk), which must exist. A rerun after a crash is a
+/// delta: the target keeps every block written before.
 pub fn sync_disk(
     ctx: &StepContext,
-    source: &Path,
-    target: &Path,
+    source: &DiskEndpoint,
+    target: &DiskEndpoint,
     mode: Mode,
 ) -> Result<Moved, StepError> {
     let spec = SyncSpec {
-        source: source.to_path_buf(),
+        source: source.clone(),
         source_format: None,
-        target_path: target.display().to_string(),
+        target: target.clone(),
         target_format: None,
         mode,
         block_size: DEFAULT_BLOCK_SIZE,
@@ -92,11 +107,7 @@ pub fn sync_disk(
         in_use: None,
     };
     let (progress, mut updates) = tokio::sync::watch::channel(sync::proto::Progress::default());
-    let label = format!(
-        "{} → {}",
-        file_name(source),
-        file_name(target)
-    );
+    let label = format!("{} → {}", source.short_name(), target.short_name());
     let outcome = ctx.runtime().block_on(async {
         let forward = async {
             while updates.changed().await.is_ok() {
@@ -110,7 +121,7 @@ pub fn sync_disk(
         result
     });
     let outcome = outcome.map_err(|e| {
-        let message = format!("syncing {} to {}: {e}", source.display(), target.display());
+        let message = format!("syncing {} to {}: {e}", source.address(), target.address());
         if e.is_transient() {
             StepError::Transient(message)
         } else {
@@ -128,32 +139,41 @@ pub fn sync_disk(
     })
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
-
-/// The data path's whole-disk digest of the image at `path` (BLAKE3 over
-/// the fast digests of its 1 MiB blocks, as both roles compute it at the end
-/// of a sync), hex: what a recovery point records, and what the split-brain
-/// guard compares with the one recorded when a side stopped being primary.
-pub fn fingerprint(path: &Path) -> Result<String, StepError> {
-    let device = crate::disk::image::open(path, false, None).map_err(|e| {
-        StepError::Failed(format!("cannot open {} to fingerprint it: {e}", path.display()))
+/// The data path's whole-disk digest of the disk at `disk` (a path or a
+/// page blob; BLAKE3 over the fast digests of its 1 MiB blocks, as both
+/// roles compute it at the end of a sync), hex: what a recovery point
+/// records, and what the split-brain guard compares with the one recorded
+/// when a side stopped being primary.
+pub fn fingerprint(disk: impl Into<DiskEndpoint>) -> Result<String, StepError> {
+    let disk = disk.into();
+    let device = disk.open(false, None).map_err(|e| {
+        StepError::Failed(format!("cannot open {} to fingerprint it: {e}", disk.address()))
     })?;
     fingerprint_device(device.as_ref())
-        .map_err(|e| StepError::Failed(format!("reading {}: {e}", path.display())))
+        .map_err(|e| StepError::Failed(format!("reading {}: {e}", disk.address())))
 }
 
 fn fingerprint_device(device: &dyn BlockDevice) -> std::io::Result<String> {
     let capacity = device.capacity();
     let blocks = capacity.div_ceil(DEFAULT_BLOCK_SIZE as u64);
+    // Blocks the device reports unallocated read as zeros: their digest is
+    // known without reading them (a page blob answers this in one call).
+    let allocated = device.allocated_ranges()?;
+    let zero = sync::digest::ZeroLeaves::new(DEFAULT_BLOCK_SIZE);
     let mut buffer = vec![0u8; DEFAULT_BLOCK_SIZE];
     let mut leaves = Vec::with_capacity(usize::try_from(blocks).unwrap_or(0));
     for index in 0..blocks {
         let len = sync::block_len(capacity, DEFAULT_BLOCK_SIZE, index);
-        device.read_at(&mut buffer[..len], index * DEFAULT_BLOCK_SIZE as u64)?;
+        let offset = index * DEFAULT_BLOCK_SIZE as u64;
+        let end = offset + len as u64;
+        let hole = allocated
+            .as_deref()
+            .is_some_and(|ranges| !ranges.iter().any(|r| r.start < end && offset < r.end));
+        if hole {
+            leaves.push(zero.get(len));
+            continue;
+        }
+        device.read_at(&mut buffer[..len], offset)?;
         leaves.push(sync::digest::fast(&buffer[..len]));
     }
     Ok(hex::encode(sync::digest::whole_disk(leaves)))

@@ -15,7 +15,8 @@
 //! `power-on`, `record` (the item swaps sides; split-brain generations).
 
 use super::common::{
-    self, output, params, plugin_error, reverse, source_path, store_error, target_kind, to_output,
+    self, output, params, plugin_error, replica_endpoints, reverse, source_endpoint, store_error,
+    target_kind, to_output,
 };
 use super::disks::{self, Moved};
 use super::reprotect::job_tag;
@@ -24,14 +25,14 @@ use super::FailoverParams;
 use crate::disk::BlockDevice;
 use crate::filesystem::AssembledGuest;
 use crate::jobs::{PreparedJob, StepContext, StepError, Workflow};
-use crate::plugin::adapter::{CloudVmSpec, HypervisorVmSpec, PowerState};
+use crate::plugin::adapter::{Access, CloudVmSpec, HypervisorVmSpec, PowerState};
 use crate::plugin::instance::StepContext as GuestContext;
 use crate::plugin::{Failure, PluginError};
 use crate::store::{
     Direction, Item, ItemState, JobFilter, JobState, NewPoint, PlanEntry, PointDisk,
     PointKind, RecoveryPoint, Side, SiteKind, Store, VmRef,
 };
-use crate::sync::Mode;
+use crate::sync::{DiskEndpoint, Mode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -387,16 +388,17 @@ impl Workflow for FailoverItem {
         }
         steps.push("power-on".to_string());
         steps.push("record".to_string());
+        // The group's process server reads the source for the final sync;
+        // on premises its master target writes and fixes the disks.
         let item = self.0.store.item(&p.item).map_err(store_error)?;
-        let host = item
-            .replica
-            .as_ref()
-            .map(|r| format!("site:{}", r.site))
-            .into_iter()
-            .collect();
+        let settings = self.0.store.group(&item.group).map(|g| g.settings).unwrap_or_default();
+        let mut resources: Vec<String> = settings.process_server.iter().map(|ps| format!("ps:{ps}")).collect();
+        if p.direction == Direction::ToOnPremises {
+            resources.extend(settings.master_target.iter().map(|mt| format!("mt:{mt}")));
+        }
         Ok(PreparedJob {
             steps,
-            resources: host,
+            resources,
             summary: format!("failover {} {}", p.item, direction_words(p.direction)),
             parent: p.parent,
         })
@@ -409,26 +411,18 @@ impl Workflow for FailoverItem {
             "shutdown-source" => self.shutdown_source(ctx, &p, &item),
             "final-sync" => self.final_sync(ctx, &p, &item),
             "materialize" => self.materialize(ctx, &p, &item),
-            "guest-steps" => guest_steps(&self.0, ctx, &item, &replica_paths(&item)?, replica_macs(&self.0, &item)?),
+            "guest-steps" => guest_steps(
+                &self.0,
+                ctx,
+                &item,
+                &replica_endpoints(&self.0, &item, Access::ReadWrite)?,
+                replica_macs(&self.0, &item)?,
+            ),
             "power-on" => self.power_on(ctx, &p, &item),
             "record" => self.record(ctx, &p, item),
             other => Err(StepError::Failed(format!("failover-item has no step `{other}`"))),
         }
     }
-}
-
-fn replica_paths(item: &Item) -> Result<Vec<PathBuf>, StepError> {
-    item.disks
-        .iter()
-        .map(|d| {
-            d.replica_path.as_ref().map(PathBuf::from).ok_or_else(|| {
-                StepError::Failed(format!(
-                    "disk {} of item `{}` has no replica yet: reprotect it first",
-                    d.index, item.name
-                ))
-            })
-        })
-        .collect()
 }
 
 /// The replica VM's NIC MACs (on premises), for the guest steps' MAC map.
@@ -445,20 +439,21 @@ fn replica_macs(shared: &Shared, item: &Item) -> Result<Vec<String>, StepError> 
     Ok(vm.nics.into_iter().map(|n| n.mac).collect())
 }
 
-/// Runs the guest post-steps on the disks at `paths` (S16, S17): the
+/// Runs the guest post-steps on the disks `paths` (S16, S17): the
 /// NICs recorded at protection, and the old MACs mapped to the new VM's.
 fn guest_steps(
     shared: &Shared,
     ctx: &StepContext,
     item: &Item,
-    paths: &[PathBuf],
+    paths: &[DiskEndpoint],
     macs: Vec<String>,
 ) -> Result<serde_json::Value, StepError> {
     let mut devices: Vec<(String, Arc<dyn BlockDevice>)> = Vec::new();
     for path in paths {
-        let device = crate::disk::image::open(path, true, None)
-            .map_err(|e| StepError::Failed(format!("opening {} for the guest steps: {e}", path.display())))?;
-        devices.push((path.display().to_string(), Arc::from(device)));
+        let device = path
+            .open(true, None)
+            .map_err(|e| StepError::Failed(format!("opening {} for the guest steps: {e}", path.address())))?;
+        devices.push((path.address(), Arc::from(device)));
     }
     let guest = AssembledGuest::assemble(shared.env.fs_handlers(), &devices, true)
         .map_err(|e| StepError::Failed(format!("assembling the guest of `{}`: {e}", item.name)))?;
@@ -524,11 +519,11 @@ impl FailoverItem {
     }
 
     fn final_sync(&self, ctx: &StepContext, p: &ItemParams, item: &Item) -> Result<serde_json::Value, StepError> {
-        let targets = replica_paths(item)?;
+        let targets = replica_endpoints(&self.0, item, Access::ReadWrite)?;
         let mut point_disks = Vec::new();
         let mut moved_all = Vec::new();
         for (disk, target) in item.disks.iter().zip(&targets) {
-            let source = source_path(&self.0, item, &disk.source_disk_id)?;
+            let source = source_endpoint(&self.0, item, &disk.source_disk_id)?;
             ctx.check_cancelled()?;
             let moved = disks::sync_disk(ctx, &source, target, Mode::Delta)?;
             ctx.log(&format!(
@@ -587,7 +582,7 @@ impl FailoverItem {
                 point.id, item.name
             )));
         }
-        let paths = replica_paths(item)?;
+        let paths = replica_endpoints(&self.0, item, Access::Read)?;
         for (disk, path) in point.disks.iter().zip(&paths) {
             let Some(expected) = &disk.digest else { continue };
             ctx.check_cancelled()?;
@@ -598,7 +593,7 @@ impl FailoverItem {
                      reprotect again before failing over",
                     disk.index,
                     item.name,
-                    path.display(),
+                    path.address(),
                     point.id,
                     &now[..16],
                     &expected[..expected.len().min(16)]
@@ -673,7 +668,7 @@ impl FailoverItem {
         // What the old primary holds as it stops being primary (split-brain guard).
         let mut old_paths = Vec::new();
         for disk in &item.disks {
-            let path = source_path(&self.0, &item, &disk.source_disk_id).ok();
+            let path = source_endpoint(&self.0, &item, &disk.source_disk_id).ok();
             if let Some(path) = &path {
                 let fp = disks::fingerprint(path)?;
                 split_brain::record_stopped(store, &item, disk.index, old_side, fp)?;
@@ -694,7 +689,7 @@ impl FailoverItem {
         for (disk, old_path) in item.disks.iter_mut().zip(old_paths) {
             let new_source = disk.replica_disk_id.take().unwrap_or_default();
             disk.replica_disk_id = Some(std::mem::replace(&mut disk.source_disk_id, new_source));
-            disk.replica_path = old_path.map(|p| p.display().to_string());
+            disk.replica_path = old_path.map(|p| p.address());
         }
         item.state = ItemState::FailedOver;
         item.state_detail = format!("failed over {}; commit to reprotect {}", direction_words(p.direction), direction_words(reverse(p.direction)));
@@ -821,7 +816,7 @@ impl TestFailover {
         let drill_name = format!("{name}-test");
         let network = p.network.clone().unwrap_or_else(|| "Replication".to_string());
         let inventory = hypervisor.hypervisor_discover().map_err(plugin_error)?;
-        let vm = match inventory.vms.into_iter().find(|vm| vm.name == drill_name) {
+        let vm = match inventory.vms.iter().find(|vm| vm.name == drill_name).cloned() {
             Some(vm) => vm,
             None => {
                 let datastore = mt
@@ -829,6 +824,7 @@ impl TestFailover {
                     .first()
                     .map(|m| m.datastore.clone())
                     .ok_or_else(|| StepError::Failed(format!("master target {} mounts no datastore", mt.name)))?;
+                let datastore = common::datastore_id(&inventory, &datastore)?;
                 hypervisor
                     .hypervisor_create_vm(&HypervisorVmSpec {
                         name: drill_name.clone(),
@@ -838,7 +834,7 @@ impl TestFailover {
                         cpus: 2,
                         memory_mib: 2048,
                         disk_sizes: item.disks.iter().map(|d| d.capacity).collect(),
-                        network_ids: vec![network.clone()],
+                        network_ids: vec![common::network_id(&inventory, &network)?],
                     })
                     .map_err(plugin_error)?
             }
@@ -849,12 +845,13 @@ impl TestFailover {
             .iter()
             .map(|d| disks::host_path(d, &mounts))
             .collect::<Result<Vec<_>, _>>()?;
-        let sources = replica_paths(&item)?;
+        let sources = replica_endpoints(&self.0, &item, Access::Read)?;
+        let target_disks: Vec<DiskEndpoint> = targets.iter().map(DiskEndpoint::from).collect();
         let mut moved: Vec<Moved> = Vec::new();
-        for (source, target) in sources.iter().zip(&targets) {
+        for (source, target) in sources.iter().zip(&target_disks) {
             moved.push(disks::sync_disk(ctx, source, target, Mode::Delta)?);
         }
-        guest_steps(&self.0, ctx, &item, &targets, vm.nics.iter().map(|n| n.mac.clone()).collect())?;
+        guest_steps(&self.0, ctx, &item, &target_disks, vm.nics.iter().map(|n| n.mac.clone()).collect())?;
         hypervisor
             .hypervisor_set_power(&vm.id, PowerState::PoweredOn)
             .or_else(already_done)

@@ -32,7 +32,7 @@ mod params;
 mod reprotect;
 mod split_brain;
 
-pub use disks::{Moved, fingerprint};
+pub use disks::{Moved, fingerprint, host_path};
 pub use env::Env;
 pub use params::{CommitParams, FailoverParams, PointChoice, ReprotectParams, TestFailoverParams};
 

@@ -50,8 +50,9 @@ struct Checked {
 struct Target {
     vm_id: String,
     vm_name: String,
-    /// Per disk: the replica disk's id and host path.
-    disks: Vec<(String, PathBuf)>,
+    /// Per disk: the replica disk's id and address (its host path, or its
+    /// page blob's URL without query: never a credential).
+    disks: Vec<(String, String)>,
     /// The replica VM's NIC MACs (a new VM has new ones).
     macs: Vec<String>,
     /// Whether the disks are new (their first sync is full).
@@ -83,11 +84,13 @@ impl Workflow for Reprotect {
         steps.push("prepare-target".to_string());
         steps.extend((0..item.disks.len()).map(|i| format!("sync-disk-{i}")));
         steps.push("record-point".to_string());
+        // The components the operator named, else the group's (S1).
+        let settings = self.0.store.group(&item.group).map(|g| g.settings).unwrap_or_default();
         let mut resources = Vec::new();
-        if let Some(mt) = &p.master_target {
+        if let Some(mt) = p.master_target.as_ref().or(settings.master_target.as_ref()) {
             resources.push(format!("mt:{mt}"));
         }
-        if let Some(ps) = &p.process_server {
+        if let Some(ps) = p.process_server.as_ref().or(settings.process_server.as_ref()) {
             resources.push(format!("ps:{ps}"));
         }
         Ok(PreparedJob {
@@ -130,10 +133,12 @@ impl Reprotect {
 
         match p.direction {
             Direction::ToOnPremises => {
+                let group_settings = store.group(&group).map_err(store_error)?.settings;
+                let named = p.master_target.clone().or(group_settings.master_target.clone());
                 let (mt, site) = component(
                     store,
                     ComponentRole::MasterTarget,
-                    p.master_target.as_deref(),
+                    named.as_deref(),
                     SiteKind::OnPremises,
                 )?;
                 let mut hypervisor = env.adapter(&site).map_err(common::orchestrator_error)?;
@@ -151,9 +156,15 @@ impl Reprotect {
                     }
                     _ => None,
                 };
-                let datastore = p.datastore.clone().or_else(|| {
-                    store.group(&group).ok().and_then(|g| g.settings.datastore)
-                });
+                let datastore = p.datastore.clone().or(group_settings.datastore);
+                // Operators name datastores; adapters want their ids.
+                let datastore = match datastore {
+                    Some(named) => {
+                        let inventory = hypervisor.hypervisor_discover().map_err(plugin_error)?;
+                        Some(common::datastore_id(&inventory, &named)?)
+                    }
+                    None => None,
+                };
                 if original.is_none() && datastore.is_none() {
                     return Err(StepError::Failed(format!(
                         "item `{}` goes to an alternate location (its on-premises VM is gone{}): \
@@ -305,7 +316,7 @@ impl Reprotect {
                 for disk in &item.disks {
                     let id = disk.replica_disk_id.clone().unwrap_or_default();
                     let endpoint = cloud.cloud_disk_endpoint(&id, Access::ReadWrite).map_err(plugin_error)?;
-                    out.push((id, disks::host_path(&endpoint, &[])?));
+                    out.push((id, disks::endpoint(&endpoint, &[])?.address()));
                 }
                 Ok(Target {
                     vm_id: checked.vm_id.clone().unwrap_or_default(),
@@ -323,12 +334,8 @@ impl Reprotect {
                     None => {
                         // A rerun finds the VM an earlier attempt made.
                         let name = format!("{}", item.name);
-                        let existing = hypervisor
-                            .hypervisor_discover()
-                            .map_err(plugin_error)?
-                            .vms
-                            .into_iter()
-                            .find(|vm| vm.name == name);
+                        let inventory = hypervisor.hypervisor_discover().map_err(plugin_error)?;
+                        let existing = inventory.vms.iter().find(|vm| vm.name == name).cloned();
                         match existing {
                             Some(vm) if ctx.attempt() > 1 || vm.disks.len() == item.disks.len() => (vm, true),
                             Some(vm) => {
@@ -351,15 +358,21 @@ impl Reprotect {
                                 let spec = HypervisorVmSpec {
                                     name: name.clone(),
                                     host_id: checked.host_id.clone().unwrap_or_default(),
-                                    datastore_id: checked.datastore.clone().unwrap_or_default(),
+                                    datastore_id: common::datastore_id(
+                                        &inventory,
+                                        checked.datastore.as_deref().unwrap_or_default(),
+                                    )?,
                                     guest_id: guest_id(&source.guest_os),
                                     cpus: 2,
                                     memory_mib: 2048,
                                     disk_sizes: item.disks.iter().map(|d| d.capacity).collect(),
                                     network_ids: if networks.is_empty() {
-                                        vec!["VM Network".to_string()]
+                                        vec![common::network_id(&inventory, "VM Network")?]
                                     } else {
                                         networks
+                                            .iter()
+                                            .map(|n| common::network_id(&inventory, n))
+                                            .collect::<Result<_, _>>()?
                                     },
                                 };
                                 let vm = hypervisor.hypervisor_create_vm(&spec).map_err(plugin_error)?;
@@ -373,7 +386,7 @@ impl Reprotect {
                 let disks = vm
                     .disks
                     .iter()
-                    .map(|d| Ok((d.id.clone(), disks::host_path(d, &mounts)?)))
+                    .map(|d| Ok((d.id.clone(), disks::endpoint(d, &mounts)?.address())))
                     .collect::<Result<Vec<_>, StepError>>()?;
                 if disks.len() != item.disks.len() {
                     return Err(StepError::Failed(format!(
@@ -400,10 +413,18 @@ impl Reprotect {
         let disk = item.disks.get(index).ok_or_else(|| {
             StepError::Failed(format!("item `{}` has no disk {index}", item.name))
         })?;
-        let (_, target_path) = target.disks.get(index).cloned().ok_or_else(|| {
+        let checked: Checked = output(ctx, "check")?;
+        let (target_id, target_address) = target.disks.get(index).cloned().ok_or_else(|| {
             StepError::Failed(format!("the replica of item `{}` has no disk {index}", item.name))
         })?;
-        let source_path = common::source_path(&self.0, item, &disk.source_disk_id)?;
+        let source = common::source_endpoint(&self.0, item, &disk.source_disk_id)?;
+        let target_disk = common::recorded_endpoint(
+            &self.0,
+            &checked.target_site,
+            &target_id,
+            &target_address,
+            Access::ReadWrite,
+        )?;
         // A new disk's first pass copies everything; a rerun or an existing
         // disk compares digests and sends only what differs.
         let mode = if target.created && ctx.attempt() == 1 && p.direction == Direction::ToOnPremises {
@@ -412,7 +433,7 @@ impl Reprotect {
             Mode::Delta
         };
         ctx.check_cancelled()?;
-        let moved = disks::sync_disk(ctx, &source_path, &target_path, mode)?;
+        let moved = disks::sync_disk(ctx, &source, &target_disk, mode)?;
         ctx.log(&format!(
             "disk {index}: {} of {} bytes sent ({}) in {:.2} s",
             moved.bytes_sent, moved.bytes_total, moved.mode, moved.seconds
@@ -457,7 +478,7 @@ impl Reprotect {
         };
         for (disk, (id, path)) in item.disks.iter_mut().zip(&target.disks) {
             disk.replica_disk_id = Some(id.clone());
-            disk.replica_path = Some(path.display().to_string());
+            disk.replica_path = Some(path.clone());
         }
         item.replica = Some(VmRef {
             site: checked.target_site.clone(),
