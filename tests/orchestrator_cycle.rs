@@ -284,8 +284,9 @@ fn failover_needs_confirmation_and_a_ready_item() {
     assert_eq!(job.state, JobState::Failed);
     let error = job.error.unwrap();
     assert!(error.contains("no VM that fails over to on-premises"), "{error}");
-    // Failing web01 over to the cloud before it was ever replicated there.
+    // Failing web01 over to the cloud (unplanned) before it was ever replicated there.
     params.direction = Direction::ToCloud;
+    params.planned = false;
     let id = lab.orchestrator.failover(&params).unwrap();
     let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
     assert_eq!(job.state, JobState::Failed);
@@ -332,5 +333,53 @@ fn failback_goes_to_an_alternate_location_when_the_vm_is_gone() {
     let mounts = homeward::store::DatastoreMount { datastore: "ds1".into(), path: lab.site.datastore_path("ds1") };
     let os = homeward::workflow::host_path(&vm.disks[0], &[mounts]).unwrap();
     assert_eq!(lab.read_guest_file(&os, guest::APP_DATA).unwrap(), demo::CLOUD_DATA);
+    rt.block_on(lab.orchestrator.shutdown());
+}
+
+#[test]
+fn plan_runs_manual_steps_and_scripts_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = DemoLab::create(dir.path()).unwrap();
+    let rt = runtime();
+    let _guard = rt.enter();
+    lab.orchestrator.start().unwrap();
+    stage_ok(&rt, &lab, Stage::Protect);
+    let marker = dir.path().join("script-ran");
+    let plan = lab
+        .store()
+        .create_plan(
+            "RP2",
+            &[
+                homeward::store::PlanEntry::Manual { text: "tell the network team".into() },
+                homeward::store::PlanEntry::Group { name: demo::GROUP.into() },
+                homeward::store::PlanEntry::Script {
+                    command: format!("echo \"$HOMEWARD_PLAN $HOMEWARD_DIRECTION\" > '{}'", marker.display()),
+                },
+                homeward::store::PlanEntry::Script { command: "echo boom >&2; exit 3".into() },
+            ],
+        )
+        .unwrap();
+    assert_eq!(plan.entries.len(), 5, "PG1_Failback added after PG1: {:?}", plan.entries);
+    let id = lab
+        .orchestrator
+        .failover(&homeward::workflow::FailoverParams {
+            plan: "RP2".into(),
+            direction: Direction::ToCloud,
+            point: homeward::workflow::PointChoice::Latest,
+            planned: true,
+            confirm: true,
+            network: Some(lab.cloud.subnet_id(homeward::lab::cloud::APP_SUBNET)),
+        })
+        .unwrap();
+    let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
+    let names: Vec<&str> = job.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["confirm", "choose-points", "manual:0", "group:PG1", "script:3", "script:4"]);
+    // The script ran after the group, with the plan's name and direction.
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "RP2 to-cloud");
+    // The failing script fails the job and says why.
+    assert_eq!(job.state, JobState::Failed);
+    let error = job.error.unwrap();
+    assert!(error.contains("exit") && error.contains("boom"), "{error}");
+    assert_eq!(lab.store().item(demo::VM).unwrap().state, ItemState::FailedOver);
     rt.block_on(lab.orchestrator.shutdown());
 }

@@ -328,6 +328,13 @@ impl Workflow for Failover {
             return to_output(&names);
         }
         if step == "choose-points" {
+            if p.planned {
+                // Every source is shut down before its final sync, so the
+                // final points hold no write after that: they are the
+                // points, consistent across the group (one tag per plan job).
+                ctx.log("planned failover: each VM's final sync makes its point");
+                return to_output(&BTreeMap::<String, i64>::new());
+            }
             let groups = plan_groups(store, &p.plan, p.direction)?;
             let chosen = choose_points(store, &groups, p.direction, p.point)?;
             return to_output(&chosen);

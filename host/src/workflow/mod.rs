@@ -25,6 +25,7 @@
 
 mod commit;
 mod common;
+pub mod components;
 mod disks;
 mod env;
 mod failover;
@@ -75,6 +76,8 @@ pub(crate) struct Shared {
     // The scheduler holds the workflows, which hold this: `shutdown` takes
     // it out so the cycle (and the store's lock) ends with the orchestrator.
     pub scheduler: Mutex<Option<Scheduler>>,
+    /// The components' heartbeat monitor, once started.
+    pub monitor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -102,6 +105,7 @@ impl Orchestrator {
             store: store.clone(),
             env,
             scheduler: Mutex::new(None),
+            monitor: Mutex::new(None),
         });
         let workflows: Vec<Arc<dyn Workflow>> = vec![
             Arc::new(reprotect::Reprotect(shared.clone())),
@@ -121,15 +125,26 @@ impl Orchestrator {
     /// workflows (and with the last handle, the store and its lock). Jobs
     /// still running stay so in the store: the next start resumes them.
     pub async fn shutdown(&self) {
+        if let Some(monitor) = self.shared.monitor.lock().ok().and_then(|mut m| m.take()) {
+            monitor.abort();
+        }
         self.scheduler.shutdown().await;
         if let Ok(mut slot) = self.shared.scheduler.lock() {
             slot.take();
         }
     }
 
-    /// Starts the scheduler (inside a tokio runtime): unfinished jobs resume.
+    /// Starts the scheduler (inside a tokio runtime): unfinished jobs
+    /// resume; and the components' heartbeat monitor.
     pub fn start(&self) -> Result<(), OrchestratorError> {
-        Ok(self.scheduler().start()?)
+        self.scheduler().start()?;
+        let monitor = components::monitor(self.shared.store.clone(), components::DEFAULT_INTERVAL);
+        if let Ok(mut slot) = self.shared.monitor.lock() {
+            if let Some(old) = slot.replace(monitor) {
+                old.abort();
+            }
+        }
+        Ok(())
     }
 
     /// The state store.
