@@ -56,6 +56,15 @@ pub fn run(
         )?;
     }
     let env = Env::load(config).context("loading the plugin set")?;
+    // The store keeps the plugin set the server runs with (S8): a restored
+    // store says what its sites' plugin ids meant.
+    let plugin_set = match crate::cli::plugin_set::locate(config) {
+        crate::cli::plugin_set::Source::File(path) => plugin_set_record(&path)?,
+        crate::cli::plugin_set::Source::Embedded => "# the embedded defaults\n".to_string(),
+    };
+    store
+        .put_plugin_set("active", &plugin_set)
+        .context("recording the plugin set in the state store")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,6 +101,26 @@ pub fn run(
                 Err(ServeError::Transport("the control API stopped".into()).into())
             }
         }
+    })
+}
+
+/// The plugin-set file as the store keeps it: its text, unless it holds an
+/// inline secret, which must not reach the store (nor its backups); then only
+/// a note saying so.
+fn plugin_set_record(path: &Path) -> anyhow::Result<String> {
+    use crate::config::SecretSource;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let parsed = crate::cli::plugin_set::parse_file(path)?;
+    let inline = parsed.set.iter().flat_map(|set| &set.plugins).any(|entry| {
+        entry.secrets.values().any(|s| matches!(s, SecretSource::Inline(_)))
+    });
+    Ok(if inline {
+        format!(
+            "# {} is not kept here: it holds inline secrets (reference them with {{ env = … }} or {{ file = … }})\n",
+            path.display()
+        )
+    } else {
+        text
     })
 }
 
