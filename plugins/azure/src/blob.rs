@@ -45,7 +45,7 @@ pub struct PageBlob<'a> {
 }
 
 /// Percent-encoding of a query value.
-fn query_encode(value: &str) -> String {
+pub(crate) fn query_encode(value: &str) -> String {
     let mut out = String::new();
     for b in value.bytes() {
         match b {

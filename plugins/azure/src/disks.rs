@@ -229,6 +229,9 @@ pub fn endpoint(
     access: Access,
 ) -> Result<Disk, Error> {
     let storage = settings.storage("disk-endpoint")?;
+    if let Some((disk_id, stamp)) = id.rsplit_once('@') {
+        return snapshot_endpoint(settings, storage, transport, disk_id, stamp, access);
+    }
     let (disk_ref, blob, props) = open(storage, transport, id)?;
     let footer = blob.read(None, props.length - FOOTER_LEN, FOOTER_LEN)?;
     if !footer.starts_with(b"conectix") {
@@ -261,6 +264,38 @@ pub fn endpoint(
     );
     disk.properties
         .push(("access".to_string(), access_name.to_string()));
+    Ok(disk)
+}
+
+/// `disk-endpoint` of `DISK-ID@SNAPSHOT-ID`: the blob snapshot, read only
+/// (its URL carries `snapshot=`; the host's page-blob device opens such a
+/// URL read-only).
+fn snapshot_endpoint(
+    settings: &Settings,
+    storage: &Storage,
+    transport: &Transport,
+    disk_id: &str,
+    stamp: &str,
+    access: Access,
+) -> Result<Disk, Error> {
+    if access != Access::Read {
+        return Err(Error::invalid_input(format!(
+            "snapshot `{}` of disk `{}` is read-only: ask for read access",
+            stamp.escape_debug(),
+            disk_id.escape_debug()
+        )));
+    }
+    let (disk_ref, blob, _) = open(storage, transport, disk_id)?;
+    let capacity = existing_snapshot(&blob, disk_id, stamp)?;
+    let id = format!("{disk_id}@{stamp}");
+    let name = format!("{}@{stamp}", disk_ref.blob_stem());
+    let mut disk = record(settings, &id, Some(&disk_ref), &name, capacity, None, Some(storage));
+    if let DiskLocator::Blob(endpoint) = &mut disk.locator {
+        let separator = if endpoint.url.contains('?') { '&' } else { '?' };
+        endpoint.url = format!("{}{separator}snapshot={}", endpoint.url, crate::blob::query_encode(stamp));
+    }
+    disk.properties.push(("snapshot-of".to_string(), disk_id.to_string()));
+    disk.properties.push(("access".to_string(), "read".to_string()));
     Ok(disk)
 }
 

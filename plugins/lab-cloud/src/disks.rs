@@ -78,6 +78,9 @@ pub fn to_api(lab: &Lab, disk: &DiskFile, position: Option<usize>) -> Result<Dis
 /// neither). Read-write access is a `conflict` while a VM holds the disk
 /// allocated (running or stopped, not deallocated).
 pub fn endpoint(lab: &Lab, caller: &Caller, id: &str, access: Access) -> Result<Disk, Error> {
+    if let Some((disk_id, snapshot_id)) = id.rsplit_once('@') {
+        return snapshot_endpoint(lab, caller, disk_id, snapshot_id, access);
+    }
     let access_name = match access {
         Access::Read => "read",
         Access::ReadWrite => "read-write",
@@ -116,6 +119,51 @@ pub fn endpoint(lab: &Lab, caller: &Caller, id: &str, access: Access) -> Result<
             .push(("attached-to".to_string(), vm.id.clone()));
     }
     Ok(api)
+}
+
+/// `disk-endpoint` of `DISK-ID@SNAPSHOT-ID`: the snapshot's frozen copy,
+/// read only (a replication cycle reads a point's bytes from it while the
+/// disk itself goes on changing).
+fn snapshot_endpoint(
+    lab: &Lab,
+    caller: &Caller,
+    disk_id: &str,
+    snapshot_id: &str,
+    access: Access,
+) -> Result<Disk, Error> {
+    if access != Access::Read {
+        return Err(Error::invalid_input(format!(
+            "snapshot {snapshot_id} of disk {disk_id} is read-only: ask for read access"
+        )));
+    }
+    caller.may(
+        &lab.cloud,
+        &format!("get read access to snapshot {snapshot_id}"),
+        &[actions::SNAPSHOT_GET_ACCESS],
+    )?;
+    let disk = load(lab, disk_id)?;
+    let snapshot = load_snapshot(lab, &disk, snapshot_id, "snapshot")?;
+    let rel = disk_rel(&format::snapshot_vhd(&disk.name, &snapshot.name));
+    let path = lab.host_path(&rel).ok_or_else(|| {
+        Error::invalid_input(
+            "missing configuration key `host-root`: set it to the lab directory's path on the \
+             host, so disk locators point where the host can open them",
+        )
+    })?;
+    Ok(Disk {
+        id: format!("{}@{}", disk.id, snapshot.id),
+        label: snapshot.name.clone(),
+        capacity_bytes: disk.capacity_bytes,
+        sector_size: disk.sector_size,
+        controller: None,
+        unit: None,
+        format: DiskFormat::VhdFixed,
+        locator: DiskLocator::LocalPath(path.display().to_string()),
+        properties: vec![
+            ("snapshot-of".to_string(), disk.id.clone()),
+            ("access".to_string(), "read".to_string()),
+        ],
+    })
 }
 
 /// The API's record of `snapshot` of `disk`.
