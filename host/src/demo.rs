@@ -11,6 +11,11 @@
 //! lab cloud then changes the guest as Azure does), write new data in the
 //! cloud, reprotect to on-premises, fail back (guest post-steps run), commit
 //! and reprotect to the cloud.
+//!
+//! [`run_stage`] runs a stage on any [`CycleLab`]: the lab here, or the real
+//! adapters against a vSphere simulator and Azurite (the end-to-end test
+//! `orchestrator_real_adapters`), which name their places differently and
+//! reach the cloud's disks as page blobs.
 
 use crate::config::{Grants, Secret};
 use crate::embedded;
@@ -177,20 +182,13 @@ impl DemoLab {
             },
         })?;
         store.create_plan(PLAN, &[PlanEntry::Group { name: GROUP.into() }])?;
-        lab.wait_registered(&["mt-01", "ps-01"])?;
+        wait_registered(lab.orchestrator.store(), &["mt-01", "ps-01"])?;
 
         // Protect: record the VM, the NIC as the guest has it, and the
         // cloud's managed disks made for its replica.
-        let item = lab.orchestrator.protect(GROUP, "onprem", &[added.id.clone()])?;
-        let item = item.first().context("protect recorded no item")?;
-        let mut nics = Vec::new();
-        for (nic, configured) in item.nics.iter().zip(lab.guest.recorded_nics()) {
-            let mut recorded = recorded_nic(&configured);
-            recorded.mac = nic.mac.clone();
-            recorded.network = nic.network.clone();
-            nics.push(recorded);
-        }
-        lab.orchestrator.record_nics(VM, nics)?;
+        let items = lab.orchestrator.protect(GROUP, "onprem", std::slice::from_ref(&added.id))?;
+        items.first().context("protect recorded no item")?;
+        record_guest_nics(&lab.orchestrator, &lab.guest)?;
         let mut replica_disks = Vec::new();
         for (i, size) in [OS_DISK, DATA_DISK].into_iter().enumerate() {
             let name = if i == 0 { format!("{VM}-os") } else { format!("{VM}-data{}", i - 1) };
@@ -211,10 +209,7 @@ impl DemoLab {
         let (runtime, plugins) = lab_plugins(&site, &cloud)?;
         let env = Arc::new(Env::from_plugins(runtime, plugins));
         let orchestrator = Orchestrator::new(store, env, SchedulerOptions::default());
-        let handlers_runtime = Runtime::new(RuntimeOptions {
-            cache_dir: crate::cli::plugin_set::default_cache_dir(),
-            ..RuntimeOptions::default()
-        })?;
+        let handlers_runtime = plugin_runtime()?;
         let handlers = guest::handlers(&handlers_runtime)?;
         Ok(DemoLab {
             dir: dir.to_path_buf(),
@@ -227,21 +222,6 @@ impl DemoLab {
         })
     }
 
-    fn wait_registered(&self, names: &[&str]) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for name in names {
-            loop {
-                let c = self.orchestrator.store().component(name)?;
-                match c.state {
-                    ComponentState::Registered => break,
-                    ComponentState::Failed => bail!("{name} failed to register: {}", c.detail),
-                    _ if Instant::now() > deadline => bail!("{name} is still registering after 60 s"),
-                    _ => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }
-        Ok(())
-    }
 
     /// The store.
     pub fn store(&self) -> &Arc<Store> {
@@ -276,94 +256,180 @@ impl DemoLab {
     /// Runs one stage to its end; returns the jobs it ran (the stage's own
     /// and their children), each finished.
     pub async fn run_stage(&self, stage: Stage) -> anyhow::Result<Vec<JobRecord>> {
-        let o = &self.orchestrator;
-        let job = match stage {
-            Stage::Protect => o.reprotect(&ReprotectParams {
-                item: VM.into(),
-                direction: Direction::ToCloud,
-                group: None,
-                master_target: None,
-                process_server: Some("ps-01".into()),
-                account: None,
-                datastore: None,
-                retention_hours: None,
-                allow_overwrite: false,
-            })?,
-            Stage::FailoverToCloud => o.failover(&FailoverParams {
-                plan: PLAN.into(),
-                direction: Direction::ToCloud,
-                point: PointChoice::Latest,
-                planned: true,
-                confirm: true,
-                network: Some(self.cloud.subnet_id(lab_cloud::APP_SUBNET)),
-            })?,
-            Stage::WriteInCloud => {
-                let os = self.cloud_disk(&format!("{VM}-os"));
-                let changes = guest::azure_failover_changes(&self.handlers, &os)?;
-                for c in &changes {
-                    tracing::info!("cloud guest change: {c}");
-                }
-                guest::write_guest_file(&self.handlers, &os, guest::APP_DATA, CLOUD_DATA)?;
-                let data = crate::disk::open(&self.cloud_disk(&format!("{VM}-data0")), true, None)?;
-                write_pattern(data.as_ref(), 4 << 20, 2)?;
-                data.flush()?;
-                return Ok(Vec::new());
-            }
-            Stage::Reprotect => o.reprotect(&ReprotectParams {
-                item: VM.into(),
-                direction: Direction::ToOnPremises,
-                group: None,
-                master_target: Some("mt-01".into()),
-                process_server: Some("ps-01".into()),
-                account: Some(lab_site::ADMIN_USER.into()),
-                datastore: Some("ds1".into()),
-                retention_hours: Some(24),
-                allow_overwrite: false,
-            })?,
-            Stage::Failback => o.failover(&FailoverParams {
-                plan: PLAN.into(),
-                direction: Direction::ToOnPremises,
-                point: PointChoice::Latest,
-                planned: true,
-                confirm: true,
-                network: None,
-            })?,
-            Stage::CommitAndReprotect => o.commit(&CommitParams {
-                plan: PLAN.into(),
-                direction: Direction::ToOnPremises,
-                delete_source_vm: true,
-            })?,
-        };
-        let record = o.scheduler().wait(job).await?;
-        let mut jobs = vec![record];
-        jobs.extend(self.children(job)?);
-        Ok(jobs)
+        run_stage(self, stage).await
+    }
+}
+
+impl CycleLab for DemoLab {
+    fn orchestrator(&self) -> &Orchestrator {
+        &self.orchestrator
     }
 
-    /// Jobs a job started (a plan's per-VM jobs, a commit's reprotects),
-    /// oldest first, with theirs.
-    fn children(&self, parent: i64) -> anyhow::Result<Vec<JobRecord>> {
-        let all = self.store().jobs(&JobFilter { state: None, kind: None, limit: None })?;
-        let mut out = Vec::new();
-        for job in all.iter().rev() {
-            let by_commit = job.params.get("account").and_then(|v| v.as_str())
-                == Some(format!("commit-job-{parent}").as_str());
-            if job.parent == Some(parent) || by_commit {
-                out.push(job.clone());
-                out.extend(self.children(job.id)?);
+    fn cloud_subnet(&self) -> String {
+        self.cloud.subnet_id(lab_cloud::APP_SUBNET)
+    }
+
+    fn datastore(&self) -> String {
+        "ds1".to_string()
+    }
+
+    fn account(&self) -> String {
+        lab_site::ADMIN_USER.to_string()
+    }
+
+    fn write_in_cloud(&self) -> anyhow::Result<()> {
+        let os = self.cloud_disk(&format!("{VM}-os"));
+        let changes = guest::azure_failover_changes(&self.handlers, &os)?;
+        for c in &changes {
+            tracing::info!("cloud guest change: {c}");
+        }
+        guest::write_guest_file(&self.handlers, &os, guest::APP_DATA, CLOUD_DATA)?;
+        let data = crate::disk::open(&self.cloud_disk(&format!("{VM}-data0")), true, None)?;
+        write_pattern(data.as_ref(), 4 << 20, 2)?;
+        data.flush()?;
+        Ok(())
+    }
+}
+
+/// What the stages need of a lab besides the names every cycle shares
+/// ([`VM`], [`GROUP`], [`PLAN`], components `mt-01` and `ps-01`): its
+/// orchestrator, where things go, and what the cloud does to the guest.
+pub trait CycleLab {
+    /// The control plane, with the sites, components, group, plan and the
+    /// protected VM recorded.
+    fn orchestrator(&self) -> &Orchestrator;
+    /// The cloud subnet the VM's NIC goes in when it first fails over.
+    fn cloud_subnet(&self) -> String;
+    /// The on-premises datastore (name) a failback's new VM would go on.
+    fn datastore(&self) -> String;
+    /// The on-premises account the reprotect to on-premises records.
+    fn account(&self) -> String;
+    /// [`Stage::WriteInCloud`]: the cloud changes the guest as Azure does,
+    /// the application writes [`CLOUD_DATA`] to [`guest::APP_DATA`], and new
+    /// data lands on the data disk.
+    fn write_in_cloud(&self) -> anyhow::Result<()>;
+}
+
+/// Runs one stage of the cycle on `lab` to its end; returns the jobs it ran
+/// (the stage's own and their children), each finished.
+pub async fn run_stage<L: CycleLab + Sync + ?Sized>(lab: &L, stage: Stage) -> anyhow::Result<Vec<JobRecord>> {
+    let o = lab.orchestrator();
+    let job = match stage {
+        Stage::Protect => o.reprotect(&ReprotectParams {
+            item: VM.into(),
+            direction: Direction::ToCloud,
+            group: None,
+            master_target: None,
+            process_server: Some("ps-01".into()),
+            account: None,
+            datastore: None,
+            retention_hours: None,
+            allow_overwrite: false,
+        })?,
+        Stage::FailoverToCloud => o.failover(&FailoverParams {
+            plan: PLAN.into(),
+            direction: Direction::ToCloud,
+            point: PointChoice::Latest,
+            planned: true,
+            confirm: true,
+            network: Some(lab.cloud_subnet()),
+        })?,
+        Stage::WriteInCloud => {
+            // Plugin calls block (and some drive a runtime of their own):
+            // never on an async thread.
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| lab.write_in_cloud())
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("writing in the cloud panicked")))
+            })?;
+            return Ok(Vec::new());
+        }
+        Stage::Reprotect => o.reprotect(&ReprotectParams {
+            item: VM.into(),
+            direction: Direction::ToOnPremises,
+            group: None,
+            master_target: Some("mt-01".into()),
+            process_server: Some("ps-01".into()),
+            account: Some(lab.account()),
+            datastore: Some(lab.datastore()),
+            retention_hours: Some(24),
+            allow_overwrite: false,
+        })?,
+        Stage::Failback => o.failover(&FailoverParams {
+            plan: PLAN.into(),
+            direction: Direction::ToOnPremises,
+            point: PointChoice::Latest,
+            planned: true,
+            confirm: true,
+            network: None,
+        })?,
+        Stage::CommitAndReprotect => o.commit(&CommitParams {
+            plan: PLAN.into(),
+            direction: Direction::ToOnPremises,
+            delete_source_vm: true,
+        })?,
+    };
+    let record = o.scheduler().wait(job).await?;
+    let mut jobs = vec![record];
+    jobs.extend(children(o.store(), job)?);
+    Ok(jobs)
+}
+
+/// Jobs a job started (a plan's per-VM jobs, a commit's reprotects),
+/// oldest first, with theirs.
+fn children(store: &Store, parent: i64) -> anyhow::Result<Vec<JobRecord>> {
+    let all = store.jobs(&JobFilter { state: None, kind: None, limit: None })?;
+    let mut out = Vec::new();
+    for job in all.iter().rev() {
+        let by_commit = job.params.get("account").and_then(|v| v.as_str())
+            == Some(format!("commit-job-{parent}").as_str());
+        if job.parent == Some(parent) || by_commit {
+            out.push(job.clone());
+            out.extend(children(store, job.id)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Waits until the components `names` are registered (registration is
+/// asynchronous, S19); fails if one failed or none settles within 60 s.
+pub fn wait_registered(store: &Store, names: &[&str]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for name in names {
+        loop {
+            let c = store.component(name)?;
+            match c.state {
+                ComponentState::Registered => break,
+                ComponentState::Failed => bail!("{name} failed to register: {}", c.detail),
+                _ if Instant::now() > deadline => bail!("{name} is still registering after 60 s"),
+                _ => std::thread::sleep(Duration::from_millis(20)),
             }
         }
-        Ok(out)
     }
+    Ok(())
+}
+
+/// Replaces the NICs protection recorded for [`VM`] with the guest's own
+/// configuration (what the guest steps restore), keeping each NIC's MAC and
+/// network as the hypervisor reported them.
+pub fn record_guest_nics(orchestrator: &Orchestrator, guest: &DemoGuest) -> anyhow::Result<()> {
+    let item = orchestrator.store().item(VM)?;
+    let mut nics = Vec::new();
+    for (nic, configured) in item.nics.iter().zip(guest.recorded_nics()) {
+        let mut recorded = recorded_nic(&configured);
+        recorded.mac = nic.mac.clone();
+        recorded.network = nic.network.clone();
+        nics.push(recorded);
+    }
+    orchestrator.record_nics(VM, nics)?;
+    Ok(())
 }
 
 /// The embedded lab adapters for `site` and `cloud`, the file-system
 /// handlers (allowed to write: failback fixes the guest) and the guest steps.
 pub fn lab_plugins(site: &LabSite, cloud: &LabCloud) -> anyhow::Result<(Runtime, Vec<LoadedPlugin>)> {
-    let runtime = Runtime::new(RuntimeOptions {
-        cache_dir: crate::cli::plugin_set::default_cache_dir(),
-        ..RuntimeOptions::default()
-    })?;
+    let runtime = plugin_runtime()?;
     let secret = cloud
         .secret(lab_cloud::CONTRIBUTOR)
         .unwrap_or_else(|| Secret::new(lab_cloud::CONTRIBUTOR_SECRET));
@@ -379,6 +445,24 @@ pub fn lab_plugins(site: &LabSite, cloud: &LabCloud) -> anyhow::Result<(Runtime,
             cloud.settings(lab_cloud::CONTRIBUTOR, secret),
         )?,
     ];
+    plugins.extend(guest_plugins(&runtime)?);
+    Ok((runtime, plugins))
+}
+
+/// A plugin runtime with the operator's compile cache (`~/.cache/homeward`),
+/// so the embedded plugins compile once per version, not once per lab.
+pub fn plugin_runtime() -> anyhow::Result<Runtime> {
+    Ok(Runtime::new(RuntimeOptions {
+        cache_dir: crate::cli::plugin_set::default_cache_dir(),
+        ..RuntimeOptions::default()
+    })?)
+}
+
+/// The embedded file-system handlers (allowed to write: failback fixes the
+/// guest) and guest steps, loaded in `runtime`: what every cycle uses
+/// besides its adapters.
+pub fn guest_plugins(runtime: &Runtime) -> anyhow::Result<Vec<LoadedPlugin>> {
+    let mut plugins = Vec::new();
     for p in [
         embedded::FS_EXT4,
         embedded::FS_XFS,
@@ -392,7 +476,7 @@ pub fn lab_plugins(site: &LabSite, cloud: &LabCloud) -> anyhow::Result<(Runtime,
         };
         plugins.push(runtime.load(p.wasm, &format!("embedded:{}", p.id), settings)?);
     }
-    Ok((runtime, plugins))
+    Ok(plugins)
 }
 
 /// Writes `len` bytes of a pattern keyed by `seed` at the start of `device`

@@ -20,6 +20,7 @@
 //! - [`scaffold`]: new plugin crates from templates (`homeward plugin new`).
 //! - [`store`]: the state store (the configuration server): SQLite, migrations, backup.
 //! - [`jobs`]: the durable job scheduler (steps persisted, resumed after a crash).
+//! - [`journal`]: the master target's undo journal of recovery points (replica + per-point undo sets).
 //! - [`workflow`]: the failback workflows and the `Orchestrator` that runs them.
 //! - [`control`]: the control API (gRPC `homeward.control.v1`): server, tokens, client.
 //! - [`lab`]: the lab site and cloud (directories the lab adapters serve) and the demo guest.
@@ -41,6 +42,7 @@ pub mod filesystem;
 pub mod guest_fs;
 pub mod guest_steps;
 pub mod jobs;
+pub mod journal;
 pub mod lab;
 pub mod plugin;
 pub mod scaffold;

@@ -92,7 +92,7 @@ fn check(lab: &DemoLab, out: &mut dyn Write) -> anyhow::Result<bool> {
         yes(static_ip)
     )?;
     let onprem = fingerprint(disks.get(1).context("web01 has no data disk")?)?;
-    let cloud = fingerprint(&lab.cloud_disk(&format!("{}-data0", demo::VM)))?;
+    let cloud = fingerprint(lab.cloud_disk(&format!("{}-data0", demo::VM)))?;
     let equal = onprem == cloud;
     writeln!(out, "  data disk equal on both sides (BLAKE3 {}…): {}", &onprem[..16], yes(equal))?;
     Ok(data_ok && static_ip && equal)

@@ -84,6 +84,9 @@ enum BenchCommand {
     /// Write, read, allocated-only read and snapshot compare of Azure page
     /// blobs through the page-blob device (`scripts/bench-page-blob`).
     PageBlob(crate::bench_page_blob::PageBlobArgs),
+    /// Plan and run a recovery plan of many VMs on the lab adapters and
+    /// print the scheduler's overhead per step (`scripts/bench-plan`).
+    Plan(crate::bench_plan::PlanBenchArgs),
 }
 
 /// Runs the `homeward` command with the process's arguments, printing to stdout.
@@ -135,6 +138,7 @@ where
         Command::Plugin(cmd) => plugin_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Bench(BenchCommand::Plugins { scale }) => crate::bench::run_and_print(scale, out),
+        Command::Bench(BenchCommand::Plan(args)) => crate::bench_plan::run_and_print(&args, out),
         Command::Bench(BenchCommand::PageBlob(args)) => {
             crate::bench_page_blob::run_and_print(&args, out)
         }

@@ -19,6 +19,8 @@
 //!   and `static-ip-reset` steps detect and undo after failback.
 //! - [`read_guest_file`] and [`write_guest_file`] read and change one guest
 //!   file (the demo's new data written in the cloud, and its checks).
+//!   Each of these has an `_on_device` twin for a disk that is no file here
+//!   (a cloud disk's page blob).
 //!
 //! Guest files are reached the way guest steps reach them: the disk's layout
 //! resolved by the host, the root found by its fstab ([`AssembledGuest`]),
@@ -339,34 +341,46 @@ pub fn azure_failover_changes(
     handlers: &FsHandlers,
     disk: &Path,
 ) -> Result<Vec<String>, GuestDiskError> {
-    with_guest(handlers, disk, true, |guest| {
-        let mut changed = Vec::new();
-        for (path, why) in AZURE_REMOVES {
-            if guest.stat(path).is_ok() {
-                apply(
-                    guest,
-                    disk,
-                    PlannedChange {
-                        path: path.to_string(),
-                        kind: ChangeKind::Remove,
-                        content: Vec::new(),
-                        mode: 0,
-                    },
-                )?;
-                changed.push(format!("removed {path}: {why}"));
-            }
+    with_guest(handlers, disk, true, azure_changes)
+}
+
+/// [`azure_failover_changes`] on an open disk (a cloud disk's page blob,
+/// opened writable), named `name` in errors.
+pub fn azure_failover_changes_on_device(
+    handlers: &FsHandlers,
+    name: &str,
+    device: Arc<dyn BlockDevice>,
+) -> Result<Vec<String>, GuestDiskError> {
+    with_device(handlers, name, device, true, azure_changes)
+}
+
+fn azure_changes(guest: &AssembledGuest, disk: &str) -> Result<Vec<String>, GuestDiskError> {
+    let mut changed = Vec::new();
+    for (path, why) in AZURE_REMOVES {
+        if guest.stat(path).is_ok() {
+            apply(
+                guest,
+                disk,
+                PlannedChange {
+                    path: path.to_string(),
+                    kind: ChangeKind::Remove,
+                    content: Vec::new(),
+                    mode: 0,
+                },
+            )?;
+            changed.push(format!("removed {path}: {why}"));
         }
-        for (path, content, why) in [
-            (IFCFG, AZURE_IFCFG, "DHCP on eth0, NM_CONTROLLED=no"),
-            (RESOLV_CONF, AZURE_RESOLV_CONF, "Azure's resolver from DHCP"),
-        ] {
-            if guest.read_file(path).ok().as_deref() != Some(content.as_bytes()) {
-                write(guest, disk, path, content.as_bytes())?;
-                changed.push(format!("wrote {path}: {why}"));
-            }
+    }
+    for (path, content, why) in [
+        (IFCFG, AZURE_IFCFG, "DHCP on eth0, NM_CONTROLLED=no"),
+        (RESOLV_CONF, AZURE_RESOLV_CONF, "Azure's resolver from DHCP"),
+    ] {
+        if guest.read_file(path).ok().as_deref() != Some(content.as_bytes()) {
+            write(guest, disk, path, content.as_bytes())?;
+            changed.push(format!("wrote {path}: {why}"));
         }
-        Ok(changed)
-    })
+    }
+    Ok(changed)
 }
 
 /// The content of the guest file `path` on `disk`.
@@ -375,10 +389,24 @@ pub fn read_guest_file(
     disk: &Path,
     path: &str,
 ) -> Result<Vec<u8>, GuestDiskError> {
-    with_guest(handlers, disk, false, |guest| {
+    with_guest(handlers, disk, false, |guest, name| {
         guest
             .read_file(path)
-            .map_err(|source| file_error(disk, source))
+            .map_err(|source| file_error(name, source))
+    })
+}
+
+/// [`read_guest_file`] on an open disk, named `name` in errors.
+pub fn read_guest_file_on_device(
+    handlers: &FsHandlers,
+    name: &str,
+    device: Arc<dyn BlockDevice>,
+    path: &str,
+) -> Result<Vec<u8>, GuestDiskError> {
+    with_device(handlers, name, device, false, |guest, name| {
+        guest
+            .read_file(path)
+            .map_err(|source| file_error(name, source))
     })
 }
 
@@ -390,29 +418,52 @@ pub fn write_guest_file(
     path: &str,
     bytes: &[u8],
 ) -> Result<(), GuestDiskError> {
-    with_guest(handlers, disk, true, |guest| {
-        write(guest, disk, path, bytes)
+    with_guest(handlers, disk, true, |guest, name| {
+        write(guest, name, path, bytes)
     })
 }
 
-/// Assembles the guest on `disk`, runs `f` on it, and closes it (syncing
-/// what was written) whatever `f` returned.
+/// [`write_guest_file`] on an open disk (opened writable), named `name` in
+/// errors.
+pub fn write_guest_file_on_device(
+    handlers: &FsHandlers,
+    name: &str,
+    device: Arc<dyn BlockDevice>,
+    path: &str,
+    bytes: &[u8],
+) -> Result<(), GuestDiskError> {
+    with_device(handlers, name, device, true, |guest, name| {
+        write(guest, name, path, bytes)
+    })
+}
+
+/// Opens `disk` and runs `f` on its guest ([`with_device`]).
 fn with_guest<T>(
     handlers: &FsHandlers,
     disk: &Path,
     writable: bool,
-    f: impl FnOnce(&AssembledGuest) -> Result<T, GuestDiskError>,
+    f: impl FnOnce(&AssembledGuest, &str) -> Result<T, GuestDiskError>,
 ) -> Result<T, GuestDiskError> {
     let device: Arc<dyn BlockDevice> = crate::disk::open(disk, writable, None)?.into();
-    let name = disk.display().to_string();
-    let guest = AssembledGuest::assemble(handlers, &[(name.clone(), device)], writable).map_err(
-        |source| GuestDiskError::NoGuest {
-            disk: name,
+    with_device(handlers, &disk.display().to_string(), device, writable, f)
+}
+
+/// Assembles the guest on `device` (named `name` in errors), runs `f` on
+/// it, and closes it (syncing what was written) whatever `f` returned.
+fn with_device<T>(
+    handlers: &FsHandlers,
+    name: &str,
+    device: Arc<dyn BlockDevice>,
+    writable: bool,
+    f: impl FnOnce(&AssembledGuest, &str) -> Result<T, GuestDiskError>,
+) -> Result<T, GuestDiskError> {
+    let guest = AssembledGuest::assemble(handlers, &[(name.to_string(), device)], writable)
+        .map_err(|source| GuestDiskError::NoGuest {
+            disk: name.to_string(),
             source: Box::new(source),
-        },
-    )?;
-    let result = f(&guest);
-    let closed = guest.close().map_err(|source| file_error(disk, source));
+        })?;
+    let result = f(&guest, name);
+    let closed = guest.close().map_err(|source| file_error(name, source));
     let value = result?;
     closed?;
     Ok(value)
@@ -420,7 +471,7 @@ fn with_guest<T>(
 
 fn write(
     guest: &AssembledGuest,
-    disk: &Path,
+    disk: &str,
     path: &str,
     bytes: &[u8],
 ) -> Result<(), GuestDiskError> {
@@ -442,10 +493,10 @@ fn write(
     )
 }
 
-fn apply(guest: &AssembledGuest, disk: &Path, change: PlannedChange) -> Result<(), GuestDiskError> {
+fn apply(guest: &AssembledGuest, disk: &str, change: PlannedChange) -> Result<(), GuestDiskError> {
     guest.apply(&change).map_err(|source| match source {
         GuestFsError::Unsupported { path, reason } => GuestDiskError::Refused {
-            disk: disk.display().to_string(),
+            disk: disk.to_string(),
             path,
             reason,
         },
@@ -453,9 +504,9 @@ fn apply(guest: &AssembledGuest, disk: &Path, change: PlannedChange) -> Result<(
     })
 }
 
-fn file_error(disk: &Path, source: GuestFsError) -> GuestDiskError {
+fn file_error(disk: &str, source: GuestFsError) -> GuestDiskError {
     GuestDiskError::File {
-        disk: disk.display().to_string(),
+        disk: disk.to_string(),
         source,
     }
 }

@@ -151,9 +151,15 @@ mod tests {
         });
         for e in [&sas, &key] {
             let shown = format!("{} {:?} {}", e.address(), e, e.short_name());
-            assert!(!shown.contains("SECRET") && !shown.contains("S3CRET"), "{shown}");
+            assert!(
+                !shown.contains("SECRET") && !shown.contains("S3CRET"),
+                "{shown}"
+            );
         }
-        assert_eq!(sas.address(), "https://acct.blob.core.windows.net/disks/web01-os.vhd");
+        assert_eq!(
+            sas.address(),
+            "https://acct.blob.core.windows.net/disks/web01-os.vhd"
+        );
         assert_eq!(sas.short_name(), "web01-os.vhd");
         assert_eq!(key.short_name(), "web01-data0.vhd");
     }
@@ -164,7 +170,10 @@ mod tests {
             url: "http://127.0.0.1:1/acct/disks/x.vhd".into(),
             credential: BlobCredential::None,
         });
-        let refused = blob.open(false, Some(ImageFormat::VmdkFlat)).err().unwrap_or_default();
+        let refused = blob
+            .open(false, Some(ImageFormat::VmdkFlat))
+            .err()
+            .unwrap_or_default();
         assert!(refused.contains("fixed VHD"), "{refused}");
     }
 }

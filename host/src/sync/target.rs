@@ -333,8 +333,8 @@ impl MasterTargetService {
             .map_err(|e| Status::internal(format!("opening the target: {e}")))?;
         let device: Arc<dyn BlockDevice> = Arc::from(opened.map_err(|reason| {
             Status::failed_precondition(format!(
-                "target {target} cannot be opened for writing: {reason}; a page-blob target must \
-                 exist (the cloud disk made for the replica)"
+                "target {target} cannot be opened for writing: {reason} (a page-blob target is \
+                 never created: it must be the existing cloud disk made for the replica)"
             ))
         })?);
         if device.capacity() < req.capacity {

@@ -111,7 +111,7 @@ pub fn sync_disk(
     let outcome = ctx.runtime().block_on(async {
         let forward = async {
             while updates.changed().await.is_ok() {
-                let p: sync::proto::Progress = updates.borrow_and_update().clone();
+                let p: sync::proto::Progress = *updates.borrow_and_update();
                 ctx.progress(p.bytes_scanned, p.bytes_total, &label);
             }
         };

@@ -19,7 +19,7 @@
 //!
 //! - [`Env`] (`env.rs`): the plugins: adapters by id, file-system handlers, guest steps.
 //! - `params.rs`: what each workflow is asked, stored with its job.
-//! - `disks.rs`: disk locators to host paths, one disk through the data path, fingerprints.
+//! - `disks.rs`: disk locators to endpoints (host paths or page blobs), one disk through the data path, fingerprints.
 //! - `reprotect.rs`, `failover.rs`, `commit.rs`: the workflows.
 //! - `split_brain.rs`: DRBD-like generations per disk and side.
 
