@@ -799,3 +799,50 @@ fn snapshot_endpoint_reads_the_frozen_content_only() {
     let missing = not_found(cloud.cloud_disk_endpoint(&format!("{}@{}", disk.id, lab.cloud.cloud().snapshot_id("nope")), Access::Read));
     assert!(missing.contains("snapshot"), "{missing}");
 }
+
+#[test]
+fn concurrent_create_vm_never_hands_out_an_address_twice() {
+    let lab = Lab::new();
+    let subnet = lab.cloud.subnet_id(homeward::lab::cloud::APP_SUBNET);
+    let mut disks = Vec::new();
+    for i in 0..24 {
+        disks.push(lab.cloud.add_disk(&format!("c{i}-os"), MIB).unwrap().id);
+    }
+    let created: Vec<Vm> = std::thread::scope(|scope| {
+        let handles: Vec<_> = disks
+            .chunks(3)
+            .enumerate()
+            .map(|(t, chunk)| {
+                let mut cloud = lab.instance();
+                let subnet = subnet.clone();
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, disk)| {
+                            let name = format!("c{t}-{i}");
+                            cloud.cloud_create_vm(&spec(&name, &[disk.as_str()], &subnet, None)).unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(created.len(), 24);
+    let mut ips: Vec<String> = created
+        .iter()
+        .map(|vm| match &vm.nics[0].addressing {
+            Addressing::Fixed(s) => s.addresses[0].0.clone(),
+            Addressing::Dhcp => panic!("{vm:?}"),
+        })
+        .collect();
+    let mut macs: Vec<String> = created.iter().map(|vm| vm.nics[0].mac.clone()).collect();
+    let mut uuids: Vec<String> = created.iter().map(|vm| vm.uuid.clone()).collect();
+    for list in [&mut ips, &mut macs, &mut uuids] {
+        list.sort();
+        let before = list.len();
+        list.dedup();
+        assert_eq!(list.len(), before, "duplicates in {list:?}");
+    }
+}

@@ -635,6 +635,7 @@ fn control_plane(dir: &Path, site: &LabSite, cloud: &LabCloud) -> anyhow::Result
             datastore: Some("ds1".into()),
             retention_hours: Some(24),
             consistency: false,
+            ..GroupSettings::default()
         },
     })?;
     store.create_plan(PLAN, &[PlanEntry::Group { name: GROUP.into() }])?;

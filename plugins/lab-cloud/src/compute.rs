@@ -133,6 +133,14 @@ pub fn create_vm(lab: &Lab, caller: &Caller, spec: &VmSpec) -> Result<Vm, Error>
             "a virtual machine needs at least one disk (the OS disk, first in disk-ids)",
         ));
     }
+    let vm = lab.locked(|| allocate(lab, spec))?;
+    to_api(lab, &vm)
+}
+
+/// The part of `create-vm` that reads and then writes what other calls share
+/// (the name, attached disks, taken addresses, the counters): run under the
+/// lab's lock, so concurrent calls never hand out the same address or MAC.
+fn allocate(lab: &Lab, spec: &VmSpec) -> Result<VmFile, Error> {
     if let Some(existing) = lab.vm(&spec.name)? {
         return Err(Error::conflict(format!(
             "a virtual machine named `{}` already exists ({})",
@@ -233,7 +241,7 @@ pub fn create_vm(lab: &Lab, caller: &Caller, spec: &VmSpec) -> Result<Vm, Error>
         created_at: now_millis(),
     };
     lab.save_vm(&vm)?;
-    to_api(lab, &vm)
+    Ok(vm)
 }
 
 /// Whether `size` looks like an Azure VM size name.

@@ -188,9 +188,13 @@ pub fn create_snapshot(lab: &Lab, caller: &Caller, id: &str) -> Result<Snapshot,
     )?;
     let disk = load(lab, id)?;
     let parent = lab.snapshots_of(&disk.name)?.pop().map(|s| s.id);
-    let mut counters = lab.counters()?;
-    let number = counters.take_snapshot();
-    lab.save_counters(&counters)?;
+    // Numbers are shared with other calls: taken under the lab's lock.
+    let number = lab.locked(|| {
+        let mut counters = lab.counters()?;
+        let number = counters.take_snapshot();
+        lab.save_counters(&counters)?;
+        Ok(number)
+    })?;
     let name = format::snapshot_name(&disk.name, number);
     let from = disk_rel(&format::disk_vhd(&disk.name));
     let to = disk_rel(&format::snapshot_vhd(&disk.name, &name));

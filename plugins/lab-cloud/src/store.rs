@@ -185,6 +185,49 @@ impl Lab {
         }
     }
 
+    /// Runs `f` holding the lab's lock. Calls that allocate (create-vm's
+    /// address, MAC and numbers; snapshot numbers) read and then write shared
+    /// files, and several plugin instances run at once; without the lock two
+    /// of them hand out the same address. WASI has no `flock`, so the lock is
+    /// a file made with `create_new`; one older than [`LOCK_STALE_MS`] was
+    /// left by a caller killed while holding it and is taken over.
+    pub fn locked<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        let path = self.path(LOCK_FILE);
+        let started = now_millis();
+        loop {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    use std::io::Write;
+                    let _ = write!(file, "{}", now_millis());
+                    let result = f();
+                    let _ = std::fs::remove_file(&path);
+                    return result;
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let held_since = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<u64>().ok());
+                    if held_since.is_some_and(|t| now_millis().saturating_sub(t) > LOCK_STALE_MS) {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    if now_millis().saturating_sub(started) > LOCK_WAIT_MS {
+                        return Err(Error::unavailable(
+                            format!(
+                                "the lab stayed locked for {} s ({}); retry",
+                                LOCK_WAIT_MS / 1000,
+                                path.display()
+                            ),
+                            Some(1000),
+                        ));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err(e) => return Err(self.io_error(LOCK_FILE, "create", &e)),
+            }
+        }
+    }
+
     /// The counters.
     pub fn counters(&self) -> Result<Counters, Error> {
         Ok(self.read_json(COUNTERS_FILE)?.unwrap_or_default())
@@ -339,6 +382,13 @@ fn unique_suffix() -> u128 {
 }
 
 /// Milliseconds since the Unix epoch.
+/// The lab's lock file (see [`Lab::locked`]).
+const LOCK_FILE: &str = ".lock";
+/// A lock older than this was left by a killed caller.
+const LOCK_STALE_MS: u64 = 30_000;
+/// How long a call waits for the lock.
+const LOCK_WAIT_MS: u64 = 20_000;
+
 pub fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
