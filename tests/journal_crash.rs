@@ -88,7 +88,11 @@ fn journal_child_entry() {
                 ..NewPointMeta::default()
             })
             .unwrap();
-        assert!(committed.retention_error.is_none(), "{:?}", committed.retention_error);
+        assert!(
+            committed.retention_error.is_none(),
+            "{:?}",
+            committed.retention_error
+        );
         writeln!(out, "committed {seq}").unwrap();
         out.flush().unwrap();
         let points = journal.points();
@@ -120,10 +124,13 @@ impl History {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["base", seq, base] => {
-                self.base.insert(seq.parse().unwrap(), base.parse().unwrap());
+                self.base
+                    .insert(seq.parse().unwrap(), base.parse().unwrap());
             }
             ["committed", seq] => self.committed.push(seq.parse().unwrap()),
-            ["rollback", to] => self.rollbacks.push((self.committed.len(), to.parse().unwrap())),
+            ["rollback", to] => self
+                .rollbacks
+                .push((self.committed.len(), to.parse().unwrap())),
             _ => {}
         }
     }
@@ -149,13 +156,19 @@ impl History {
     }
 }
 
-/// Opens the journal after a kill and checks it against the history.
-fn check_after_kill(dir: &Path, history: &History, round: usize) {
+/// Opens the journal after a kill, checks it against the history, and
+/// returns what recovery did.
+fn check_after_kill(dir: &Path, history: &History, round: usize) -> homeward::journal::Recovered {
     let replica = open_image(&dir.join("replica.img"));
-    let (journal, _recovered) = Journal::open(&dir.join("journal"), replica.clone(), child_options())
-        .unwrap_or_else(|e| panic!("round {round}: the journal does not open after kill -9: {e}"));
+    let (journal, recovered) =
+        Journal::open(&dir.join("journal"), replica.clone(), child_options()).unwrap_or_else(|e| {
+            panic!("round {round}: the journal does not open after kill -9: {e}")
+        });
     let retained = seqs(journal.points());
-    assert!(!retained.is_empty() || history.committed.is_empty(), "round {round}: no point left");
+    assert!(
+        !retained.is_empty() || history.committed.is_empty(),
+        "round {round}: no point left"
+    );
     for &seq in &retained {
         assert_point(&journal, seq, &history.content(seq));
     }
@@ -166,12 +179,21 @@ fn check_after_kill(dir: &Path, history: &History, round: usize) {
             "round {round}: the replica holds the latest point"
         );
     }
-    let newest = history.committed.iter().chain(&retained).copied().max().unwrap_or(0);
+    let newest = history
+        .committed
+        .iter()
+        .chain(&retained)
+        .copied()
+        .max()
+        .unwrap_or(0);
     for (i, &seq) in history.committed.iter().enumerate() {
         if retained.contains(&seq) {
             continue;
         }
-        let rolled_back = history.rollbacks.iter().any(|&(after, to)| after > i && to < seq);
+        let rolled_back = history
+            .rollbacks
+            .iter()
+            .any(|&(after, to)| after > i && to < seq);
         // Older than `keep_all_for` when a later point committed: thinned.
         let thinned = newest * STEP_MS > seq * STEP_MS + 30 * MINUTE_MS;
         assert!(
@@ -179,6 +201,7 @@ fn check_after_kill(dir: &Path, history: &History, round: usize) {
             "round {round}: point {seq} was reported committed and is gone (retained {retained:?})"
         );
     }
+    recovered
 }
 
 #[test]
@@ -189,8 +212,14 @@ fn kill_9_at_random_moments_leaves_every_committed_point_intact() {
     let mut rng = Rng::new(2024);
     let mut history = History::default();
     let mut kills_mid_point = 0;
-    const ROUNDS: usize = 10;
-    for round in 0..ROUNDS {
+    let mut undone = 0;
+    let mut finished_rollbacks = 0;
+    // More rounds for a soak run: HOMEWARD_TEST_JOURNAL_KILL_ROUNDS=200.
+    let rounds: usize = std::env::var("HOMEWARD_TEST_JOURNAL_KILL_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    for round in 0..rounds {
         let mut child = Command::new(&exe)
             .args([
                 "journal_child_entry",
@@ -230,7 +259,10 @@ fn kill_9_at_random_moments_leaves_every_committed_point_intact() {
         std::thread::sleep(Duration::from_micros(rng.below(25_000)));
         child.kill().unwrap(); // SIGKILL: nothing of the child's runs after this
         let status = child.wait().unwrap();
-        assert!(!status.success(), "round {round}: the child ended by itself");
+        assert!(
+            !status.success(),
+            "round {round}: the child ended by itself"
+        );
         reader.join().unwrap();
         let mut last = String::new();
         for line in rx.try_iter() {
@@ -240,21 +272,24 @@ fn kill_9_at_random_moments_leaves_every_committed_point_intact() {
         if last.starts_with("base") {
             kills_mid_point += 1;
         }
-        check_after_kill(dir.path(), &history, round);
+        let recovered = check_after_kill(dir.path(), &history, round);
+        undone += usize::from(recovered.undone_point.is_some());
+        finished_rollbacks += usize::from(recovered.finished_rollback.is_some());
     }
     println!(
-        "{ROUNDS} kills, {kills_mid_point} of them while a point was being written; {} points reported committed, {} rollbacks begun",
+        "{rounds} kills, {kills_mid_point} of them after a point began; recovery undid {undone} points and finished {finished_rollbacks} rollbacks; {} points reported committed, {} rollbacks begun",
         history.committed.len(),
         history.rollbacks.len()
     );
-    assert!(history.committed.len() >= 2 * ROUNDS);
+    assert!(history.committed.len() >= 2 * rounds);
 }
 
 /// A journal of `points` points over a `capacity`-byte replica in `dir`;
 /// returns the content at every point (index 0: point 1).
 fn make_journal(dir: &Path, capacity: u64, points: u64) -> Vec<Vec<u8>> {
     let replica = create_image(&dir.join("replica.img"), capacity);
-    let (mut journal, _) = Journal::open(&dir.join("journal"), replica, JournalOptions::default()).unwrap();
+    let (mut journal, _) =
+        Journal::open(&dir.join("journal"), replica, JournalOptions::default()).unwrap();
     let w = Workload {
         seed: 21,
         capacity,
@@ -276,7 +311,11 @@ fn make_journal(dir: &Path, capacity: u64, points: u64) -> Vec<Vec<u8>> {
 }
 
 fn reopen(dir: &Path) -> Result<(Journal, homeward::journal::Recovered), JournalError> {
-    Journal::open(&dir.join("journal"), open_image(&dir.join("replica.img")), JournalOptions::default())
+    Journal::open(
+        &dir.join("journal"),
+        open_image(&dir.join("replica.img")),
+        JournalOptions::default(),
+    )
 }
 
 fn log_path(dir: &Path) -> PathBuf {
@@ -297,7 +336,10 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 /// Every file of the journal and the replica, to compare before and after.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
-    out.insert(dir.join("replica.img"), std::fs::read(dir.join("replica.img")).unwrap());
+    out.insert(
+        dir.join("replica.img"),
+        std::fs::read(dir.join("replica.img")).unwrap(),
+    );
     for entry in std::fs::read_dir(dir.join("journal")).unwrap() {
         let path = entry.unwrap().path();
         out.insert(path.clone(), std::fs::read(&path).unwrap());
@@ -310,9 +352,15 @@ fn assert_refused(dir: &Path, names: &Path, what: &str) {
     let err = reopen(dir).map(|_| ()).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, JournalError::Damaged { .. }), "{text}");
-    assert!(text.contains(&names.display().to_string()), "the error names the file: {text}");
+    assert!(
+        text.contains(&names.display().to_string()),
+        "the error names the file: {text}"
+    );
     assert!(text.contains(what), "{text}");
-    assert!(snapshot(dir) == before, "a refused open changed the replica or the journal");
+    assert!(
+        snapshot(dir) == before,
+        "a refused open changed the replica or the journal"
+    );
 }
 
 #[test]
@@ -327,23 +375,42 @@ fn a_log_cut_anywhere_opens_and_keeps_every_point_whose_commit_is_whole() {
     for cut in cuts {
         let scratch = tempfile::tempdir().unwrap();
         copy_dir(master.path(), scratch.path());
-        let file = std::fs::OpenOptions::new().write(true).open(log_path(scratch.path())).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(log_path(scratch.path()))
+            .unwrap();
         file.set_len(cut as u64).unwrap();
-        let (journal, recovered) =
-            reopen(scratch.path()).unwrap_or_else(|e| panic!("cut at {cut}: a torn tail must open: {e}"));
+        let (journal, recovered) = reopen(scratch.path())
+            .unwrap_or_else(|e| panic!("cut at {cut}: a torn tail must open: {e}"));
         let whole = commit_ends.iter().filter(|&&e| e <= cut).count() as u64;
-        assert_eq!(seqs(journal.points()), (1..=whole).collect::<Vec<_>>(), "cut at {cut}");
-        let torn = cut - commit_ends.iter().copied().filter(|&e| e <= cut).max().unwrap_or(24);
+        assert_eq!(
+            seqs(journal.points()),
+            (1..=whole).collect::<Vec<_>>(),
+            "cut at {cut}"
+        );
+        let torn = cut
+            - commit_ends
+                .iter()
+                .copied()
+                .filter(|&e| e <= cut)
+                .max()
+                .unwrap_or(24);
         assert_eq!(recovered.torn_log_bytes, torn as u64, "cut at {cut}");
         if whole < 6 && whole > 0 {
             // The points after the cut were undone from their own segments.
-            assert_eq!(recovered.undone_point.as_ref().map(|u| u.seq), Some(whole + 1));
+            assert_eq!(
+                recovered.undone_point.as_ref().map(|u| u.seq),
+                Some(whole + 1)
+            );
         }
         for seq in 1..=whole {
             assert_point(&journal, seq, &copies[seq as usize - 1]);
         }
         if whole > 0 {
-            assert_eq!(read_all(journal.replica().as_ref()), copies[whole as usize - 1]);
+            assert_eq!(
+                read_all(journal.replica().as_ref()),
+                copies[whole as usize - 1]
+            );
         }
     }
 }
@@ -405,7 +472,11 @@ fn damaged_segments_are_refused_or_fail_the_reads_that_need_them() {
     let dir = tempfile::tempdir().unwrap();
     let copies = make_journal(dir.path(), MIB, 4);
     let segments = segment_files(dir.path());
-    assert_eq!(segments.len(), 3, "points 2 to 4 have undo sets: {segments:?}");
+    assert_eq!(
+        segments.len(),
+        3,
+        "points 2 to 4 have undo sets: {segments:?}"
+    );
     let target = segments[1].clone(); // point 3's undo set
     let good = std::fs::read(&target).unwrap();
 
@@ -427,11 +498,18 @@ fn damaged_segments_are_refused_or_fail_the_reads_that_need_them() {
     let view = journal.view(2).unwrap();
     let mut buf = vec![0u8; MIB as usize];
     let err = view.read_at(&mut buf, 0).unwrap_err().to_string();
-    assert!(err.contains("fails its checksum") && err.contains(&target.display().to_string()), "{err}");
+    assert!(
+        err.contains("fails its checksum") && err.contains(&target.display().to_string()),
+        "{err}"
+    );
     let replica_before = read_all(journal.replica().as_ref());
     let err = journal.rollback_to(1).unwrap_err();
     assert!(matches!(err, JournalError::Damaged { .. }), "{err}");
-    assert_eq!(read_all(journal.replica().as_ref()), replica_before, "the refused rollback wrote nothing");
+    assert_eq!(
+        read_all(journal.replica().as_ref()),
+        replica_before,
+        "the refused rollback wrote nothing"
+    );
     assert_eq!(seqs(journal.points()), vec![1, 2, 3, 4]);
     drop(journal);
 
@@ -466,7 +544,12 @@ fn an_uncommitted_point_torn_mid_record_is_undone_on_open() {
     let copies = make_journal(dir.path(), MIB, 3);
     let log = log_path(dir.path());
     let ends = record_ends(&std::fs::read(&log).unwrap());
-    std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(ends[1] as u64).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(ends[1] as u64)
+        .unwrap();
     let newest = segment_files(dir.path()).last().unwrap().clone();
     let seg = std::fs::read(&newest).unwrap();
     let u64_at = |at: usize| u64::from_le_bytes(seg[at..at + 8].try_into().unwrap());
@@ -483,10 +566,17 @@ fn an_uncommitted_point_torn_mid_record_is_undone_on_open() {
     let replica = open_image(&dir.path().join("replica.img"));
     replica.write_at(before_image, offset).unwrap();
     drop(replica);
-    std::fs::OpenOptions::new().write(true).open(&newest).unwrap().set_len((pos + 10) as u64).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .unwrap()
+        .set_len((pos + 10) as u64)
+        .unwrap();
 
     let (journal, recovered) = reopen(dir.path()).unwrap();
-    let undone = recovered.undone_point.expect("the uncommitted point is undone");
+    let undone = recovered
+        .undone_point
+        .expect("the uncommitted point is undone");
     assert_eq!(undone.seq, 3);
     assert_eq!(undone.records, count - 1);
     assert_eq!(undone.torn_bytes, 10);
@@ -524,7 +614,11 @@ impl BlockDevice for FailingReplica {
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        if self.writes_left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) <= 0 {
+        if self
+            .writes_left
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            <= 0
+        {
             return Err(std::io::Error::other("injected write failure"));
         }
         self.inner.write_at(buf, offset)
@@ -543,20 +637,34 @@ fn a_rollback_stopped_part_way_is_finished_by_the_next_open() {
         let dir = tempfile::tempdir().unwrap();
         let copies = make_journal(dir.path(), MIB, 5);
         let replica = FailingReplica::over(&dir.path().join("replica.img"), budget);
-        let (mut journal, _) =
-            Journal::open(&dir.path().join("journal"), replica, JournalOptions::default()).unwrap();
+        let (mut journal, _) = Journal::open(
+            &dir.path().join("journal"),
+            replica,
+            JournalOptions::default(),
+        )
+        .unwrap();
         let err = journal.rollback_to(2).unwrap_err();
-        assert!(err.to_string().contains("injected write failure"), "budget {budget}: {err}");
+        assert!(
+            err.to_string().contains("injected write failure"),
+            "budget {budget}: {err}"
+        );
         // Until recovery, the journal refuses to go on.
         let refused = journal.begin().map(|_| ()).unwrap_err();
-        assert!(matches!(refused, JournalError::NeedsRecovery { .. }), "{refused}");
+        assert!(
+            matches!(refused, JournalError::NeedsRecovery { .. }),
+            "{refused}"
+        );
         drop(journal);
         let (journal, recovered) = reopen(dir.path()).unwrap();
         assert_eq!(recovered.finished_rollback, Some(2), "budget {budget}");
         assert_eq!(seqs(journal.points()), vec![1, 2]);
         assert_eq!(read_all(journal.replica().as_ref()), copies[1]);
         assert_point(&journal, 1, &copies[0]);
-        assert_eq!(segment_files(dir.path()).len(), 1, "the undo sets of points 3 to 5 are deleted");
+        assert_eq!(
+            segment_files(dir.path()).len(),
+            1,
+            "the undo sets of points 3 to 5 are deleted"
+        );
     }
 }
 
@@ -565,8 +673,12 @@ fn a_point_whose_replica_writes_fail_is_undone_by_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let copies = make_journal(dir.path(), MIB, 3);
     let replica = FailingReplica::over(&dir.path().join("replica.img"), 2);
-    let (mut journal, _) =
-        Journal::open(&dir.path().join("journal"), replica, JournalOptions::default()).unwrap();
+    let (mut journal, _) = Journal::open(
+        &dir.path().join("journal"),
+        replica,
+        JournalOptions::default(),
+    )
+    .unwrap();
     let mut writer = journal.begin().unwrap();
     for i in 0..5u64 {
         writer.write(i * 100 * KIB, &[0xCD; 50_000]).unwrap();
@@ -576,7 +688,10 @@ fn a_point_whose_replica_writes_fail_is_undone_by_the_next_open() {
     assert!(err.to_string().contains("injected write failure"), "{err}");
     // Undoing on drop failed too (the fake still fails): left for open.
     let refused = journal.view(1).map(|_| ()).unwrap_err();
-    assert!(matches!(refused, JournalError::NeedsRecovery { .. }), "{refused}");
+    assert!(
+        matches!(refused, JournalError::NeedsRecovery { .. }),
+        "{refused}"
+    );
     drop(journal);
     let (journal, recovered) = reopen(dir.path()).unwrap();
     assert_eq!(recovered.undone_point.map(|u| u.seq), Some(4));

@@ -263,6 +263,7 @@ impl RealLab {
                     datastore: Some(DATASTORE.into()),
                     retention_hours: Some(24),
                     consistency: false,
+                    ..GroupSettings::default()
                 },
             })
             .unwrap();

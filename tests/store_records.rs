@@ -20,6 +20,7 @@ fn settings() -> GroupSettings {
         datastore: Some("ds1".into()),
         retention_hours: Some(24),
         consistency: true,
+        ..GroupSettings::default()
     }
 }
 
@@ -519,6 +520,8 @@ fn points_are_listed_newest_first() {
             index: 0,
             snapshot_id: format!("snap-{taken_at}"),
             digest: None,
+            journal_seq: None,
+            change_method: None,
         }],
     };
     let first = store

@@ -179,6 +179,7 @@ impl DemoLab {
                 datastore: Some("ds1".into()),
                 retention_hours: Some(24),
                 consistency: false,
+                ..GroupSettings::default()
             },
         })?;
         store.create_plan(PLAN, &[PlanEntry::Group { name: GROUP.into() }])?;

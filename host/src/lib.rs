@@ -17,6 +17,7 @@
 //! - [`sync`]: the replication data path (process server, master target).
 //! - [`bench`](mod@bench): the plugin-runtime benchmark behind `homeward bench plugins`.
 //! - [`bench_plan`]: the 1000-VM recovery-plan benchmark (`homeward bench plan`).
+//! - [`bench_replication`]: replication cycles and the sustained change rate (`homeward bench replication`).
 //! - [`scaffold`]: new plugin crates from templates (`homeward plugin new`).
 //! - [`store`]: the state store (the configuration server): SQLite, migrations, backup.
 //! - [`jobs`]: the durable job scheduler (steps persisted, resumed after a crash).
@@ -31,6 +32,7 @@
 pub mod bench;
 pub mod bench_page_blob;
 pub mod bench_plan;
+pub mod bench_replication;
 pub mod cli;
 pub mod config;
 pub mod conformance;

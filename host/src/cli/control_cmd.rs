@@ -809,6 +809,7 @@ fn protect(
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
+        let rpos: Vec<RpoCols> = reply.items.iter().map(RpoCols::of).collect();
         let items: Vec<Item> = reply
             .items
             .into_iter()
@@ -817,7 +818,7 @@ fn protect(
         if client.json {
             print_json(out, &items)?;
         } else {
-            print_items(&items, out)?;
+            print_items(&items, &rpos, out)?;
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -843,6 +844,7 @@ fn items(args: ItemsArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::R
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
+        let rpos: Vec<RpoCols> = reply.items.iter().map(RpoCols::of).collect();
         let items: Vec<Item> = reply
             .items
             .into_iter()
@@ -851,17 +853,47 @@ fn items(args: ItemsArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::R
         if client.json {
             print_json(out, &items)?;
         } else {
-            print_items(&items, out)?;
+            print_items(&items, &rpos, out)?;
         }
         Ok(ExitCode::SUCCESS)
     })
 }
 
-fn print_items(items: &[Item], out: &mut dyn Write) -> std::io::Result<()> {
+/// An item's RPO as the API gives it, for the table.
+struct RpoCols {
+    age_secs: Option<u64>,
+    target_secs: Option<u64>,
+    alert: bool,
+}
+
+impl RpoCols {
+    fn of(i: &pb::Item) -> RpoCols {
+        RpoCols {
+            age_secs: i.rpo_age_secs,
+            target_secs: i.rpo_target_secs,
+            alert: i.rpo_alert,
+        }
+    }
+
+    /// `AGE/TARGET` (`-` for no point, no target).
+    fn words(&self) -> String {
+        let age = self.age_secs.map_or("-".to_string(), |a| format!("{a}s"));
+        match self.target_secs {
+            Some(t) => format!("{age}/{t}s"),
+            None => age,
+        }
+    }
+}
+
+fn print_items(items: &[Item], rpos: &[RpoCols], out: &mut dyn Write) -> std::io::Result<()> {
     let mut table = Table::new(&[
-        "NAME", "GROUP", "STATE", "SOURCE", "REPLICA", "DISKS", "NICS", "UPDATED", "DETAIL",
+        "NAME", "GROUP", "STATE", "SOURCE", "REPLICA", "DISKS", "NICS", "RPO", "ALERT", "UPDATED", "DETAIL",
     ]);
-    for i in items {
+    for (n, i) in items.iter().enumerate() {
+        let (rpo, alert) = match rpos.get(n) {
+            Some(r) => (r.words(), if r.alert { "RPO" } else { "-" }.to_string()),
+            None => ("-".to_string(), "-".to_string()),
+        };
         let replica = i
             .replica
             .as_ref()
@@ -881,6 +913,8 @@ fn print_items(items: &[Item], out: &mut dyn Write) -> std::io::Result<()> {
             replica,
             i.disks.len().to_string(),
             i.nics.len().to_string(),
+            rpo,
+            alert,
             when(i.updated_at),
             or_dash(Some(&i.state_detail)),
         ]);

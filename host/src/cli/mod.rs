@@ -87,6 +87,10 @@ enum BenchCommand {
     /// Plan and run a recovery plan of many VMs on the lab adapters and
     /// print the scheduler's overhead per step (`scripts/bench-plan`).
     Plan(crate::bench_plan::PlanBenchArgs),
+    /// Ship replication cycles through the data path into the journal and
+    /// print cycle time, RPO and the sustained change rate
+    /// (`scripts/bench-replication`).
+    Replication(crate::bench_replication::ReplicationBenchArgs),
 }
 
 /// Runs the `homeward` command with the process's arguments, printing to stdout.
@@ -139,6 +143,9 @@ where
         Command::Config(cmd) => config_cmd::run(cmd, cli.config.as_deref(), out),
         Command::Bench(BenchCommand::Plugins { scale }) => crate::bench::run_and_print(scale, out),
         Command::Bench(BenchCommand::Plan(args)) => crate::bench_plan::run_and_print(&args, out),
+        Command::Bench(BenchCommand::Replication(args)) => {
+            crate::bench_replication::run_and_print(&args, out)
+        }
         Command::Bench(BenchCommand::PageBlob(args)) => {
             crate::bench_page_blob::run_and_print(&args, out)
         }

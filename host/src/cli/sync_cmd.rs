@@ -240,11 +240,20 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                     },
                 });
                 let mut server = server;
-                server.add_service(
-                    MasterTargetServer::new(service)
-                        .max_decoding_message_size(MAX_MESSAGE)
-                        .max_encoding_message_size(MAX_MESSAGE),
-                )
+                let journals = crate::sync::point_target::PointJournalService::new(
+                    args.target_root.clone(),
+                );
+                server
+                    .add_service(
+                        MasterTargetServer::new(service)
+                            .max_decoding_message_size(MAX_MESSAGE)
+                            .max_encoding_message_size(MAX_MESSAGE),
+                    )
+                    .add_service(
+                        crate::sync::proto::point_journal_server::PointJournalServer::new(journals)
+                            .max_decoding_message_size(MAX_MESSAGE)
+                            .max_encoding_message_size(MAX_MESSAGE),
+                    )
             }
             Role::ProcessServer => {
                 if args.source_root.is_empty() {

@@ -254,6 +254,9 @@ impl From<&GroupSettings> for pb::GroupSettings {
             datastore: s.datastore.clone(),
             retention_hours: s.retention_hours,
             consistency: s.consistency,
+            rpo_target_secs: s.rpo_target_secs,
+            cycle_interval_secs: s.cycle_interval_secs,
+            app_consistent_every: s.app_consistent_every,
         }
     }
 }
@@ -267,6 +270,11 @@ impl From<pb::GroupSettings> for GroupSettings {
             datastore: s.datastore,
             retention_hours: s.retention_hours,
             consistency: s.consistency,
+            rpo_target_secs: s.rpo_target_secs,
+            cycle_interval_secs: s.cycle_interval_secs,
+            app_consistent_every: s.app_consistent_every,
+            // The API does not carry journal retention yet: the defaults.
+            journal: Default::default(),
         }
     }
 }
@@ -410,7 +418,22 @@ impl From<&Item> for pb::Item {
             state_detail: i.state_detail.clone(),
             created_at: i.created_at,
             updated_at: i.updated_at,
+            rpo_age_secs: None,
+            rpo_target_secs: None,
+            rpo_alert: false,
+            journal_seq: None,
         }
+    }
+}
+
+/// An item with its recovery point objective (what `ListItems` answers).
+pub fn item_with_rpo(i: &Item, rpo: &crate::workflow::Rpo) -> pb::Item {
+    pb::Item {
+        rpo_age_secs: rpo.age_secs,
+        rpo_target_secs: rpo.target_secs,
+        rpo_alert: rpo.alert,
+        journal_seq: rpo.journal_seq,
+        ..pb::Item::from(i)
     }
 }
 
@@ -507,6 +530,8 @@ impl From<&RecoveryPoint> for pb::RecoveryPoint {
                     index: d.index,
                     snapshot_id: d.snapshot_id.clone(),
                     digest: d.digest.clone(),
+                    journal_seq: d.journal_seq,
+                    change_method: d.change_method.clone(),
                 })
                 .collect(),
         }
@@ -530,6 +555,8 @@ impl TryFrom<pb::RecoveryPoint> for RecoveryPoint {
                     index: d.index,
                     snapshot_id: d.snapshot_id,
                     digest: d.digest,
+                    journal_seq: d.journal_seq,
+                    change_method: d.change_method,
                 })
                 .collect(),
         })

@@ -231,12 +231,16 @@ impl pb::control_server::Control for ControlService {
                 // An unknown group is not found, not an empty list.
                 store.group(group)?;
             }
-            Ok(store.items(group.as_deref())?)
+            let now = crate::store::now_ms();
+            let mut out = Vec::new();
+            for item in store.items(group.as_deref())? {
+                let rpo = crate::workflow::rpo::rpo(&store, &item, now)?;
+                out.push(convert::item_with_rpo(&item, &rpo));
+            }
+            Ok(out)
         })
         .await?;
-        Ok(Response::new(pb::ListItemsReply {
-            items: items.iter().map(Into::into).collect(),
-        }))
+        Ok(Response::new(pb::ListItemsReply { items }))
     }
 
     async fn create_plan(

@@ -156,6 +156,21 @@ impl Store {
             .ok_or_else(|| StoreError::not_found("recovery point", id))
     }
 
+    /// Deletes a recovery point (one the master target's journal dropped);
+    /// NotFound if there is none with this id.
+    pub fn delete_point(&self, id: i64) -> Result<(), StoreError> {
+        let doing = "deleting a recovery point";
+        self.write(doing, |tx| {
+            let deleted = tx
+                .execute("DELETE FROM recovery_points WHERE id = ?1", [id])
+                .map_err(db(doing))?;
+            if deleted == 0 {
+                return Err(StoreError::not_found("recovery point", id));
+            }
+            Ok(())
+        })
+    }
+
     /// An item's recovery points, newest first (NotFound if the item does not exist).
     pub fn points(&self, item_id: i64) -> Result<Vec<RecoveryPoint>, StoreError> {
         let conn = self.conn();

@@ -204,6 +204,43 @@ pub struct GroupSettings {
     pub retention_hours: Option<u32>,
     /// Multi-VM consistency: recovery points taken together across the group.
     pub consistency: bool,
+    /// Recovery point objective: the item's RPO alert is on while its
+    /// latest point is older than this.
+    #[serde(default)]
+    pub rpo_target_secs: Option<u64>,
+    /// Continuous replication: a replication cycle of each item (or of the
+    /// whole group with consistency on) every this many seconds.
+    #[serde(default)]
+    pub cycle_interval_secs: Option<u64>,
+    /// Every Nth cycle asks for an app-consistent point (when the source
+    /// can quiesce; cloud snapshots are crash-consistent).
+    #[serde(default)]
+    pub app_consistent_every: Option<u32>,
+    /// What the master target's journal keeps of the recovery points.
+    #[serde(default)]
+    pub journal: JournalSettings,
+}
+
+/// Retention of a group's journals (each field: the journal's default when
+/// unset: every point for 2 hours, then one an hour, for 24 hours, no cap).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalSettings {
+    /// Every point younger than this is kept.
+    #[serde(default)]
+    pub keep_all_secs: Option<u64>,
+    /// Older points are thinned to one per period of this length.
+    #[serde(default)]
+    pub one_per_secs: Option<u64>,
+    /// Points older than this are dropped.
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+    /// At most this many points.
+    #[serde(default)]
+    pub max_points: Option<usize>,
+    /// Size cap of each disk's journal, in bytes (oldest points dropped
+    /// early, with an alarm, above it).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -344,6 +381,14 @@ pub struct PointDisk {
     pub snapshot_id: String,
     /// Whole-disk BLAKE3 hex, once known.
     pub digest: Option<String>,
+    /// The point's sequence number in the disk's journal on the master
+    /// target (continuous replication), when it has one there.
+    #[serde(default)]
+    pub journal_seq: Option<u64>,
+    /// How the cycle found the changed blocks (`digest-resync`, or the
+    /// adapter's change-tracking method).
+    #[serde(default)]
+    pub change_method: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

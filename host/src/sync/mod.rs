@@ -24,13 +24,18 @@
 //! - [`transport`]: TLS or loopback plaintext, HTTP/2 tuned for bulk.
 //! - [`source`], [`target`]: the two roles; [`local`]: both in one process.
 //! - [`process_server`]: the process server's gRPC service.
+//! - [`extents`] (process server), [`point_target`] (master target):
+//!   continuous replication, one cycle's changed extents shipped into a
+//!   recovery point of the replica's journal ([`crate::journal`]).
 
 pub mod checkpoint;
 pub mod codec;
 pub mod digest;
 pub mod endpoint;
 pub mod error;
+pub mod extents;
 pub mod local;
+pub mod point_target;
 pub mod process_server;
 pub mod progress;
 pub mod proto;

@@ -147,42 +147,10 @@ impl MasterTargetService {
         })
     }
 
-    /// Checks that `target` lies under one of the configured roots.
     /// Checks that `target` lies under one of the configured roots, and returns
-    /// it resolved. An existing target is resolved whole, so a symlink planted
-    /// inside a root cannot lead a write outside it.
+    /// it resolved ([`resolve_under_roots`]).
     fn check_root(&self, target: &Path) -> Result<PathBuf, Status> {
-        let resolved = if target.symlink_metadata().is_ok() {
-            target.canonicalize().map_err(|e| {
-                Status::not_found(format!("target {} is not usable: {e}", target.display()))
-            })?
-        } else {
-            let parent = target
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let parent = parent.canonicalize().map_err(|e| {
-                Status::not_found(format!(
-                    "target directory {} is not usable: {e}",
-                    parent.display()
-                ))
-            })?;
-            parent.join(target.file_name().unwrap_or_default())
-        };
-        let allowed = self
-            .config
-            .roots
-            .iter()
-            .filter_map(|r| r.canonicalize().ok())
-            .any(|root| resolved.starts_with(root));
-        if allowed {
-            Ok(resolved)
-        } else {
-            Err(Status::permission_denied(format!(
-                "{} is outside this master target's target roots; add its directory to --target-root",
-                target.display()
-            )))
-        }
+        resolve_under_roots(&self.config.roots, target)
     }
 
     fn open_session(&self, req: &OpenRequest) -> Result<(Arc<Session>, OpenReply), Status> {
@@ -287,6 +255,41 @@ impl MasterTargetService {
             reply.session_id
         );
         Ok((session, reply))
+    }
+}
+
+/// Checks that `target` lies under one of `roots`, and returns it resolved.
+/// An existing target is resolved whole, so a symlink planted inside a root
+/// cannot lead a write outside it; a missing one by its directory.
+pub(crate) fn resolve_under_roots(roots: &[PathBuf], target: &Path) -> Result<PathBuf, Status> {
+    let resolved = if target.symlink_metadata().is_ok() {
+        target.canonicalize().map_err(|e| {
+            Status::not_found(format!("target {} is not usable: {e}", target.display()))
+        })?
+    } else {
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let parent = parent.canonicalize().map_err(|e| {
+            Status::not_found(format!(
+                "target directory {} is not usable: {e}",
+                parent.display()
+            ))
+        })?;
+        parent.join(target.file_name().unwrap_or_default())
+    };
+    let allowed = roots
+        .iter()
+        .filter_map(|r| r.canonicalize().ok())
+        .any(|root| resolved.starts_with(root));
+    if allowed {
+        Ok(resolved)
+    } else {
+        Err(Status::permission_denied(format!(
+            "{} is outside this master target's target roots; add its directory to --target-root",
+            target.display()
+        )))
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! Item job steps: `shutdown-source`, `final-sync` (planned only: the source
 //! is off, so this last point loses nothing), `materialize` (the replica
-//! holds the chosen point, checked by fingerprint), `guest-steps` (to
+//! holds the chosen point, taken back to it through the master target's
+//! journal when it is an older one, then checked by fingerprint), `guest-steps` (to
 //! on-premises: NetworkManager restore and static IP reset, S16–S17),
 //! `power-on`, `record` (the item swaps sides; split-brain generations).
 
@@ -541,6 +542,8 @@ impl FailoverItem {
                 index: disk.index,
                 snapshot_id: String::new(),
                 digest: Some(moved.digest.clone()),
+                journal_seq: None,
+                change_method: None,
             });
             moved_all.push(moved);
         }
@@ -582,12 +585,13 @@ impl FailoverItem {
             .into_iter()
             .find(|pt| pt.direction == p.direction);
         if newest.as_ref().map(|n| n.id) != Some(point.id) {
-            return Err(StepError::Failed(format!(
-                "recovery point {} of `{}` is not the newest one, which the replica holds; bringing up \
-                 an older point needs the master target's journal, which this version does not keep: \
-                 choose `latest`",
-                point.id, item.name
-            )));
+            // An older point: the master target's journal takes the replica
+            // back to it (its undo sets), when the point is in the journal.
+            let rolled = self.roll_back(ctx, item, &point)?;
+            ctx.log(&format!(
+                "the replica of {} was taken back to recovery point {} ({rolled} disk(s) rolled back)",
+                item.name, point.id
+            ));
         }
         let paths = replica_endpoints(&self.0, item, Access::Read)?;
         for (disk, path) in point.disks.iter().zip(&paths) {
@@ -609,6 +613,63 @@ impl FailoverItem {
         }
         ctx.log(&format!("the replica of {} holds recovery point {} (verified)", item.name, point.id));
         Ok(serde_json::json!({ "point": point.id, "verified": point.disks.len() }))
+    }
+
+    /// Takes each replica disk back to `point` through its journal; the
+    /// store's points newer than it (now gone from the journal) are deleted.
+    /// Refused for a point the journal does not hold (a replica with no
+    /// journal holds only its newest point).
+    fn roll_back(&self, ctx: &StepContext, item: &Item, point: &RecoveryPoint) -> Result<usize, StepError> {
+        let paths = replica_endpoints(&self.0, item, Access::Read)?;
+        let group = self.0.store.group(&item.group).map_err(store_error)?;
+        let options = super::replicate::journal_options(&group.settings.journal);
+        let mut rolled = 0;
+        let mut seqs = Vec::new();
+        for (disk, endpoint) in point.disks.iter().zip(&paths) {
+            let (Some(seq), Some(digest), Some(path)) = (disk.journal_seq, &disk.digest, endpoint.local_path()) else {
+                return Err(StepError::Failed(format!(
+                    "recovery point {} of `{}` is not the newest one, which the replica holds, and the \
+                     master target's journal does not hold disk {} of it: choose `latest`",
+                    point.id, item.name, disk.index
+                )));
+            };
+            ctx.check_cancelled()?;
+            let mut journal = super::replicate::open_journal(path, options.clone())?;
+            if super::replicate::journal_point(&journal, seq, digest).is_none() {
+                return Err(StepError::Failed(format!(
+                    "recovery point {} of `{}`: the journal of disk {} ({}) no longer holds it \
+                     (seq {seq}); choose a retained point",
+                    point.id,
+                    item.name,
+                    disk.index,
+                    path.display()
+                )));
+            }
+            if journal.latest().map(|m| m.seq) != Some(seq) {
+                journal.rollback_to(seq).map_err(|e| {
+                    StepError::Failed(format!(
+                        "taking disk {} of `{}` back to recovery point {}: {e}",
+                        disk.index, item.name, point.id
+                    ))
+                })?;
+                rolled += 1;
+            }
+            seqs.push((disk.index, seq));
+        }
+        let store = &self.0.store;
+        for newer in store.points(item.id).map_err(store_error)? {
+            let gone = newer.id != point.id
+                && newer.direction == point.direction
+                && newer.disks.iter().any(|d| {
+                    d.journal_seq
+                        .zip(seqs.iter().find(|(i, _)| *i == d.index).map(|(_, s)| *s))
+                        .is_some_and(|(theirs, chosen)| theirs > chosen)
+                });
+            if gone {
+                store.delete_point(newer.id).map_err(store_error)?;
+            }
+        }
+        Ok(rolled)
     }
 
     fn power_on(&self, ctx: &StepContext, p: &ItemParams, item: &Item) -> Result<serde_json::Value, StepError> {

@@ -22,19 +22,29 @@
 //! - `disks.rs`: disk locators to endpoints (host paths or page blobs), one disk through the data path, fingerprints.
 //! - `reprotect.rs`, `failover.rs`, `commit.rs`: the workflows.
 //! - `split_brain.rs`: DRBD-like generations per disk and side.
+//! - `replicate.rs`: one cycle of continuous replication (snapshot barrier,
+//!   changed ranges or digest resync, shipping into the master target's
+//!   journal, points); `cycles.rs`: the driver that submits cycles;
+//!   `rpo.rs`: each item's recovery point objective.
 
 mod commit;
 mod common;
 pub mod components;
+mod cycles;
 mod disks;
 mod env;
 mod failover;
 mod params;
+mod replicate;
 mod reprotect;
+pub mod rpo;
 mod split_brain;
 
 pub use disks::{Moved, fingerprint, host_path};
+pub use cycles::Cycles;
 pub use env::Env;
+pub use replicate::{DIGEST_RESYNC, ReplicateParams, journal_dir, journal_options};
+pub use rpo::Rpo;
 pub use params::{CommitParams, FailoverParams, PointChoice, ReprotectParams, TestFailoverParams};
 
 use crate::jobs::{Scheduler, SchedulerError, SchedulerOptions, StepError, Workflow};
@@ -113,6 +123,7 @@ impl Orchestrator {
             Arc::new(failover::FailoverItem(shared.clone())),
             Arc::new(commit::Commit(shared.clone())),
             Arc::new(failover::TestFailover(shared.clone())),
+            Arc::new(replicate::Replicate(shared.clone())),
         ];
         let scheduler = Scheduler::new(store, workflows, options);
         if let Ok(mut slot) = shared.scheduler.lock() {
@@ -284,6 +295,26 @@ impl Orchestrator {
         record.nics = nics;
         store.update_item(&record)?;
         Ok(record)
+    }
+
+    /// Submits one replication cycle of an item or a group.
+    pub fn replicate(&self, p: &ReplicateParams) -> Result<i64, OrchestratorError> {
+        self.submit(replicate::KIND, p)
+    }
+
+    /// Starts the replication-cycle driver (continuous replication of the
+    /// groups that set `cycle_interval_secs`), looking for due cycles every
+    /// `tick`. Stop it with [`Cycles::stop`] before [`shutdown`](Self::shutdown).
+    pub fn start_cycles(&self, tick: std::time::Duration) -> Cycles {
+        cycles::start(self.shared.clone(), tick)
+    }
+
+    /// An item's recovery point objective now: the age of its latest point,
+    /// its group's target, the alert.
+    pub fn rpo(&self, item: &str) -> Result<Rpo, OrchestratorError> {
+        let store = &self.shared.store;
+        let item = store.item(item)?;
+        Ok(rpo::rpo(store, &item, crate::store::now_ms())?)
     }
 
     /// Submits a reprotect (S1, S3, S4).

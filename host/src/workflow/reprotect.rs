@@ -447,16 +447,34 @@ impl Reprotect {
         let store = &self.0.store;
         let mut point_disks = Vec::new();
         let mut bytes_sent = 0;
+        let group = store.group(&checked.group).map_err(store_error)?;
         for i in 0..item.disks.len() {
             let moved: Moved = output(ctx, &format!("sync-disk-{i}"))?;
             bytes_sent += moved.bytes_sent;
+            // On premises the replica's journal starts at the synced disk
+            // (continuous replication's first base point).
+            let journal_seq = match (p.direction, target.disks.get(i)) {
+                (Direction::ToOnPremises, Some((_, path))) => Some(super::replicate::journal_base(
+                    std::path::Path::new(path),
+                    &moved.digest,
+                    super::replicate::journal_options(&group.settings.journal),
+                    crate::journal::NewPointMeta {
+                        taken_at: crate::store::now_ms(),
+                        app_consistent: false,
+                        consistency_id: Some(job_tag(ctx)),
+                        label: format!("initial sync, job {}", ctx.job_id()),
+                    },
+                )?),
+                _ => None,
+            };
             point_disks.push(PointDisk {
                 index: u32::try_from(i).unwrap_or(u32::MAX),
                 snapshot_id: String::new(),
                 digest: Some(moved.digest),
+                journal_seq,
+                change_method: None,
             });
         }
-        let group = store.group(&checked.group).map_err(store_error)?;
         // The point of this job, once: a rerun finds it.
         let existing = store
             .points(item.id)

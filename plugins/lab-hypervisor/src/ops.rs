@@ -214,8 +214,9 @@ pub fn create_vm(spec: VmSpec) -> Result<Vm, Error> {
     if !spec.network_ids.is_empty() {
         needed.push(p::NETWORK_ASSIGN);
     }
-    let (mut lab, _) = for_change(&needed, "create VMs")?;
-    let vm = lab.create_vm(NewVm {
+    let vm = crate::store::locked(&root(), || {
+        let (mut lab, _) = for_change(&needed, "create VMs")?;
+        lab.create_vm(NewVm {
         name: spec.name,
         host_id: spec.host_id,
         datastore_id: spec.datastore_id,
@@ -227,6 +228,7 @@ pub fn create_vm(spec: VmSpec) -> Result<Vm, Error> {
         power: Power::PoweredOff,
         tools_installed: false,
         extra_config: Default::default(),
+        })
     })?;
     log::info(&format!(
         "created VM {} ({}) on [{}] with {} disk(s)",
@@ -253,9 +255,13 @@ pub fn delete_vm(vm_id: &str) -> Result<(), Error> {
 }
 
 pub fn add_disk(vm_id: &str, capacity_bytes: u64) -> Result<Disk, Error> {
-    let (mut lab, _) = for_change(&[p::ADD_NEW_DISK, p::ALLOCATE_SPACE], "add disks")?;
-    let mut vm = lab.vm(vm_id)?;
-    let disk = lab.add_disk(&mut vm, capacity_bytes)?;
+    // The disk's UUID comes from site.json's counters: under the lab's lock.
+    let (vm, disk) = crate::store::locked(&root(), || {
+        let (mut lab, _) = for_change(&[p::ADD_NEW_DISK, p::ALLOCATE_SPACE], "add disks")?;
+        let mut vm = lab.vm(vm_id)?;
+        let disk = lab.add_disk(&mut vm, capacity_bytes)?;
+        Ok((vm, disk))
+    })?;
     log::info(&format!(
         "VM {} ({vm_id}): added {} ({capacity_bytes} bytes)",
         vm.config.name, disk.label
@@ -283,7 +289,7 @@ pub fn detach_disk(vm_id: &str, disk_id: &str) -> Result<(), Error> {
 }
 
 pub fn create_snapshot(vm_id: &str, name: &str, quiesce: bool) -> Result<Snapshot, Error> {
-    let (mut lab, _) = for_change(&[p::CREATE_SNAPSHOT], "take snapshots")?;
+    let (lab, _) = for_change(&[p::CREATE_SNAPSHOT], "take snapshots")?;
     let mut vm = lab.vm(vm_id)?;
     if name.trim().is_empty() {
         return Err(Error::invalid_input("a snapshot needs a name".to_string()));
@@ -295,8 +301,13 @@ pub fn create_snapshot(vm_id: &str, name: &str, quiesce: bool) -> Result<Snapsho
             vm.config.name
         )));
     }
-    let id = lab.site.counters.next_snapshot();
-    lab.save_site()?;
+    // The counter lives in site.json, which other calls rewrite too.
+    let id = crate::store::locked(&root(), || {
+        let mut fresh = Lab::open(&root())?;
+        let id = fresh.site.counters.next_snapshot();
+        fresh.save_site()?;
+        Ok(id)
+    })?;
     lab.freeze_disks(&vm, &id)?;
     let snapshot = SnapshotConfig {
         id: id.clone(),
