@@ -69,7 +69,10 @@ fn compile_protocol() {
     // Blob credentials get a hand-written, redacting `Debug` (sync/proto.rs).
     let builder = tonic_prost_build::configure()
         .bytes(".homeward.replication.v1.BlockMessage.payload")
-        .skip_debug([".homeward.replication.v1.BlobTarget", ".homeward.replication.v1.SharedKey"]);
+        .skip_debug([
+            ".homeward.replication.v1.BlobTarget",
+            ".homeward.replication.v1.SharedKey",
+        ]);
     if let Err(e) = builder.compile_fds(descriptors) {
         panic!("generating gRPC code from {proto} failed: {e}");
     }

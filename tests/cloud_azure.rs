@@ -1100,11 +1100,15 @@ fn stopped_azurite_is_unavailable_within_the_deadline() {
 fn snapshot_endpoint_is_the_frozen_blob_read_only() {
     let storage = Storage::new(&[]);
     let mut instance = storage.setup.instance();
-    let disk = storage.azurite.create_disk("disks", "snap01-os.vhd", 4 * MIB);
+    let disk = storage
+        .azurite
+        .create_disk("disks", "snap01-os.vhd", 4 * MIB);
     let before = pattern(8192, 11);
     disk.write_at(&before, MIB).unwrap();
     disk.flush().unwrap();
-    let snap = instance.cloud_create_snapshot("disks/snap01-os.vhd").unwrap();
+    let snap = instance
+        .cloud_create_snapshot("disks/snap01-os.vhd")
+        .unwrap();
     disk.write_at(&pattern(8192, 12), MIB).unwrap();
     disk.flush().unwrap();
 
@@ -1112,14 +1116,25 @@ fn snapshot_endpoint_is_the_frozen_blob_read_only() {
     let answer = instance.cloud_disk_endpoint(&id, Access::Read).unwrap();
     assert_eq!(answer.id, id);
     assert_eq!(answer.capacity_bytes, 4 * MIB);
-    let DiskLocator::Blob(endpoint) = &answer.locator else { panic!("{:?}", answer.locator) };
+    let DiskLocator::Blob(endpoint) = &answer.locator else {
+        panic!("{:?}", answer.locator)
+    };
     assert!(endpoint.url.contains("snapshot="), "{}", endpoint.url);
     let device = page_blob::open(endpoint, false).unwrap();
     let mut read = vec![0; before.len()];
     device.read_at(&mut read, MIB).unwrap();
-    assert_eq!(read, before, "the snapshot's bytes, not the disk's newer ones");
+    assert_eq!(
+        read, before,
+        "the snapshot's bytes, not the disk's newer ones"
+    );
 
-    assert!(matches!(failure(instance.cloud_disk_endpoint(&id, Access::ReadWrite)), Failure::InvalidInput(_)));
+    assert!(matches!(
+        failure(instance.cloud_disk_endpoint(&id, Access::ReadWrite)),
+        Failure::InvalidInput(_)
+    ));
     let missing = "disks/snap01-os.vhd@2020-01-01T00:00:00.0000000Z";
-    assert!(matches!(failure(instance.cloud_disk_endpoint(missing, Access::Read)), Failure::NotFound(_)));
+    assert!(matches!(
+        failure(instance.cloud_disk_endpoint(missing, Access::Read)),
+        Failure::NotFound(_)
+    ));
 }

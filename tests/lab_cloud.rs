@@ -777,26 +777,38 @@ fn snapshot_endpoint_reads_the_frozen_content_only() {
     let lab = Lab::new();
     let web = lab.add_vm("web01", &[2 * MIB], None);
     let disk = &web.disks[0];
-    lab.cloud.write_disk(&disk.name, 4096, b"before the snapshot").unwrap();
+    lab.cloud
+        .write_disk(&disk.name, 4096, b"before the snapshot")
+        .unwrap();
     let mut cloud = lab.instance();
     let snap = cloud.cloud_create_snapshot(&disk.id).unwrap();
-    lab.cloud.write_disk(&disk.name, 4096, b"after  the snapshot").unwrap();
+    lab.cloud
+        .write_disk(&disk.name, 4096, b"after  the snapshot")
+        .unwrap();
 
     let id = format!("{}@{}", disk.id, snap.id);
     let endpoint = cloud.cloud_disk_endpoint(&id, Access::Read).unwrap();
     assert_eq!(endpoint.id, id);
     assert_eq!(endpoint.capacity_bytes, 2 * MIB);
-    let DiskLocator::LocalPath(path) = &endpoint.locator else { panic!("{:?}", endpoint.locator) };
+    let DiskLocator::LocalPath(path) = &endpoint.locator else {
+        panic!("{:?}", endpoint.locator)
+    };
     let device = homeward::disk::image::open(std::path::Path::new(path), false, None).unwrap();
     let mut buf = vec![0u8; 19];
     device.read_at(&mut buf, 4096).unwrap();
     assert_eq!(&buf, b"before the snapshot");
     // The disk itself has moved on.
-    assert_eq!(lab.cloud.read_disk(&disk.name, 4096, 19).unwrap(), b"after  the snapshot");
+    assert_eq!(
+        lab.cloud.read_disk(&disk.name, 4096, 19).unwrap(),
+        b"after  the snapshot"
+    );
 
     let refused = invalid(cloud.cloud_disk_endpoint(&id, Access::ReadWrite));
     assert!(refused.contains("read-only"), "{refused}");
-    let missing = not_found(cloud.cloud_disk_endpoint(&format!("{}@{}", disk.id, lab.cloud.cloud().snapshot_id("nope")), Access::Read));
+    let missing = not_found(cloud.cloud_disk_endpoint(
+        &format!("{}@{}", disk.id, lab.cloud.cloud().snapshot_id("nope")),
+        Access::Read,
+    ));
     assert!(missing.contains("snapshot"), "{missing}");
 }
 
@@ -821,13 +833,18 @@ fn concurrent_create_vm_never_hands_out_an_address_twice() {
                         .enumerate()
                         .map(|(i, disk)| {
                             let name = format!("c{t}-{i}");
-                            cloud.cloud_create_vm(&spec(&name, &[disk.as_str()], &subnet, None)).unwrap()
+                            cloud
+                                .cloud_create_vm(&spec(&name, &[disk.as_str()], &subnet, None))
+                                .unwrap()
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert_eq!(created.len(), 24);
     let mut ips: Vec<String> = created

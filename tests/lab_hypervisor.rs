@@ -738,7 +738,13 @@ fn concurrent_create_vm_and_snapshots_never_share_an_id() {
                     (0..3)
                         .map(|i| {
                             let vm = hv
-                                .hypervisor_create_vm(&spec(&format!("c{t}-{i}"), "host-1", "datastore-1", &[MIB, MIB], &[]))
+                                .hypervisor_create_vm(&spec(
+                                    &format!("c{t}-{i}"),
+                                    "host-1",
+                                    "datastore-1",
+                                    &[MIB, MIB],
+                                    &[],
+                                ))
                                 .unwrap();
                             hv.hypervisor_add_disk(&vm.id, MIB).unwrap();
                             hv.hypervisor_create_snapshot(&vm.id, "s", false).unwrap();
@@ -748,12 +754,21 @@ fn concurrent_create_vm_and_snapshots_never_share_an_id() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert_eq!(created.len(), 12);
     let mut ids: Vec<String> = created.iter().map(|v| v.id.clone()).collect();
-    let mut disks: Vec<String> = created.iter().flat_map(|v| v.disks.iter().map(|d| d.id.clone())).collect();
-    let mut snapshots: Vec<String> = created.iter().flat_map(|v| v.snapshots.iter().map(|s| s.id.clone())).collect();
+    let mut disks: Vec<String> = created
+        .iter()
+        .flat_map(|v| v.disks.iter().map(|d| d.id.clone()))
+        .collect();
+    let mut snapshots: Vec<String> = created
+        .iter()
+        .flat_map(|v| v.snapshots.iter().map(|s| s.id.clone()))
+        .collect();
     assert_eq!(disks.len(), 36);
     assert_eq!(snapshots.len(), 12);
     for list in [&mut ids, &mut disks, &mut snapshots] {

@@ -16,13 +16,29 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn onprem_power(lab: &DemoLab) -> PowerState {
     let inventory = lab.orchestrator.discover("onprem").unwrap();
-    inventory.vms.iter().find(|v| v.name == demo::VM).unwrap().power
+    inventory
+        .vms
+        .iter()
+        .find(|v| v.name == demo::VM)
+        .unwrap()
+        .power
 }
 
-fn stage_ok(rt: &tokio::runtime::Runtime, lab: &DemoLab, stage: Stage) -> Vec<homeward::store::JobRecord> {
+fn stage_ok(
+    rt: &tokio::runtime::Runtime,
+    lab: &DemoLab,
+    stage: Stage,
+) -> Vec<homeward::store::JobRecord> {
     let jobs = rt.block_on(lab.run_stage(stage)).unwrap();
     for job in &jobs {
-        assert_eq!(job.state, JobState::Succeeded, "{stage:?}: job {} {}: {:?}", job.id, job.summary, job.error);
+        assert_eq!(
+            job.state,
+            JobState::Succeeded,
+            "{stage:?}: job {} {}: {:?}",
+            job.id,
+            job.summary,
+            job.error
+        );
     }
     jobs
 }
@@ -61,10 +77,20 @@ fn demo_cycle_reaches_every_state() {
     assert_eq!(item.state, ItemState::FailedOver);
     assert_eq!(store.site(&item.source.site).unwrap().kind, SiteKind::Cloud);
     assert_eq!(item.replica.as_ref().unwrap().vm_id, original_vm);
-    assert_eq!(lab.cloud.vm(demo::VM).unwrap().unwrap().power, LabPower::Running);
+    assert_eq!(
+        lab.cloud.vm(demo::VM).unwrap().unwrap().power,
+        LabPower::Running
+    );
     assert_eq!(onprem_power(&lab), PowerState::PoweredOff);
     let generations = store.generations(item.id).unwrap();
-    assert!(generations.iter().filter(|g| g.fingerprint.is_some()).count() >= 2, "{generations:?}");
+    assert!(
+        generations
+            .iter()
+            .filter(|g| g.fingerprint.is_some())
+            .count()
+            >= 2,
+        "{generations:?}"
+    );
 
     stage_ok(&rt, &lab, Stage::WriteInCloud);
     assert!(!data_disks_equal(&lab), "the cloud wrote new data");
@@ -79,7 +105,12 @@ fn demo_cycle_reaches_every_state() {
     let job = &jobs[0];
     let check = &job.steps.iter().find(|s| s.name == "check").unwrap().output;
     assert_eq!(check["location"], "original");
-    let guard = &job.steps.iter().find(|s| s.name == "split-brain").unwrap().output;
+    let guard = &job
+        .steps
+        .iter()
+        .find(|s| s.name == "split-brain")
+        .unwrap()
+        .output;
     assert_eq!(guard["checked"], 2);
     assert_eq!(guard["changed"].as_array().unwrap().len(), 0);
     let sent: u64 = job
@@ -88,7 +119,10 @@ fn demo_cycle_reaches_every_state() {
         .filter(|s| s.name.starts_with("sync-disk"))
         .map(|s| s.output["bytes_sent"].as_u64().unwrap())
         .sum();
-    assert!(sent < (demo::DATA_DISK / 2), "a delta, not a full copy: {sent} bytes");
+    assert!(
+        sent < (demo::DATA_DISK / 2),
+        "a delta, not a full copy: {sent} bytes"
+    );
     assert!(data_disks_equal(&lab));
 
     // Failback: the site's VM runs the cloud's data with its static address
@@ -98,14 +132,37 @@ fn demo_cycle_reaches_every_state() {
     assert_eq!(item.state, ItemState::FailedOver);
     assert_eq!(item.source.vm_id, original_vm);
     assert_eq!(onprem_power(&lab), PowerState::PoweredOn);
-    assert_eq!(lab.cloud.vm(demo::VM).unwrap().unwrap().power, LabPower::Deallocated);
+    assert_eq!(
+        lab.cloud.vm(demo::VM).unwrap().unwrap().power,
+        LabPower::Deallocated
+    );
     let child = jobs.iter().find(|j| j.kind == "failover-item").unwrap();
-    let steps = &child.steps.iter().find(|s| s.name == "guest-steps").unwrap().output;
-    let changes: u64 = steps["steps"].as_array().unwrap().iter().map(|s| s["changes"].as_u64().unwrap()).sum();
+    let steps = &child
+        .steps
+        .iter()
+        .find(|s| s.name == "guest-steps")
+        .unwrap()
+        .output;
+    let changes: u64 = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["changes"].as_u64().unwrap())
+        .sum();
     assert!(changes > 0, "the guest steps fixed the guest: {steps}");
-    assert!(steps["replanned"].as_array().unwrap().iter().all(|r| r[1] == 0), "{steps}");
+    assert!(
+        steps["replanned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r[1] == 0),
+        "{steps}"
+    );
     let os = &lab.onprem_disks().unwrap()[0];
-    assert_eq!(lab.read_guest_file(os, guest::APP_DATA).unwrap(), demo::CLOUD_DATA);
+    assert_eq!(
+        lab.read_guest_file(os, guest::APP_DATA).unwrap(),
+        demo::CLOUD_DATA
+    );
     let ifcfg = String::from_utf8(lab.read_guest_file(os, guest::IFCFG).unwrap()).unwrap();
     assert!(ifcfg.contains("IPADDR=10.10.0.21"), "{ifcfg}");
     assert!(data_disks_equal(&lab));
@@ -136,7 +193,8 @@ fn split_brain_guard_keeps_a_changed_onprem_disk() {
     let disk_path = lab.onprem_disks().unwrap()[1].clone();
     {
         let disk = homeward::disk::open(&disk_path, true, None).unwrap();
-        disk.write_at(b"written on premises after the failover", 32 << 20).unwrap();
+        disk.write_at(b"written on premises after the failover", 32 << 20)
+            .unwrap();
         disk.flush().unwrap();
     }
     let before = fingerprint(&disk_path).unwrap();
@@ -144,9 +202,19 @@ fn split_brain_guard_keeps_a_changed_onprem_disk() {
     let jobs = rt.block_on(lab.run_stage(Stage::Reprotect)).unwrap();
     assert_eq!(jobs[0].state, JobState::Failed);
     let error = jobs[0].error.clone().unwrap();
-    assert!(error.contains("split brain") && error.contains("allow"), "{error}");
-    assert_eq!(fingerprint(&disk_path).unwrap(), before, "the changed disk is untouched");
-    assert_eq!(lab.store().item(demo::VM).unwrap().state, ItemState::FailedOver);
+    assert!(
+        error.contains("split brain") && error.contains("allow"),
+        "{error}"
+    );
+    assert_eq!(
+        fingerprint(&disk_path).unwrap(),
+        before,
+        "the changed disk is untouched"
+    );
+    assert_eq!(
+        lab.store().item(demo::VM).unwrap().state,
+        ItemState::FailedOver
+    );
 
     // The operator says so: the on-premises changes are discarded.
     let mut params = reprotect_to_onprem();
@@ -154,7 +222,12 @@ fn split_brain_guard_keeps_a_changed_onprem_disk() {
     let id = lab.orchestrator.reprotect(&params).unwrap();
     let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    let guard = &job.steps.iter().find(|s| s.name == "split-brain").unwrap().output;
+    let guard = &job
+        .steps
+        .iter()
+        .find(|s| s.name == "split-brain")
+        .unwrap()
+        .output;
     assert_eq!(guard["overwritten"], true);
     assert!(data_disks_equal(&lab));
     rt.block_on(lab.orchestrator.shutdown());
@@ -184,7 +257,12 @@ fn backup_wipe_restore_then_failback_works() {
         let rt = runtime();
         let _guard = rt.enter();
         lab.orchestrator.start().unwrap();
-        for stage in [Stage::Protect, Stage::FailoverToCloud, Stage::WriteInCloud, Stage::Reprotect] {
+        for stage in [
+            Stage::Protect,
+            Stage::FailoverToCloud,
+            Stage::WriteInCloud,
+            Stage::Reprotect,
+        ] {
             stage_ok(&rt, &lab, stage);
         }
         identity = lab.store().identity().unwrap();
@@ -202,11 +280,20 @@ fn backup_wipe_restore_then_failback_works() {
     let rt = runtime();
     let _guard = rt.enter();
     lab.orchestrator.start().unwrap();
-    assert_eq!(lab.store().identity().unwrap().server_id, identity.server_id);
-    assert_eq!(lab.store().item(demo::VM).unwrap().state, ItemState::Protected);
+    assert_eq!(
+        lab.store().identity().unwrap().server_id,
+        identity.server_id
+    );
+    assert_eq!(
+        lab.store().item(demo::VM).unwrap().state,
+        ItemState::Protected
+    );
     stage_ok(&rt, &lab, Stage::Failback);
     let os = &lab.onprem_disks().unwrap()[0];
-    assert_eq!(lab.read_guest_file(os, guest::APP_DATA).unwrap(), demo::CLOUD_DATA);
+    assert_eq!(
+        lab.read_guest_file(os, guest::APP_DATA).unwrap(),
+        demo::CLOUD_DATA
+    );
     assert!(data_disks_equal(&lab));
     rt.block_on(lab.orchestrator.shutdown());
 }
@@ -218,7 +305,12 @@ fn test_failover_drills_on_a_copy_and_cleans_up() {
     let rt = runtime();
     let _guard = rt.enter();
     lab.orchestrator.start().unwrap();
-    for stage in [Stage::Protect, Stage::FailoverToCloud, Stage::WriteInCloud, Stage::Reprotect] {
+    for stage in [
+        Stage::Protect,
+        Stage::FailoverToCloud,
+        Stage::WriteInCloud,
+        Stage::Reprotect,
+    ] {
         stage_ok(&rt, &lab, stage);
     }
     let replica = lab.onprem_disks().unwrap();
@@ -237,9 +329,19 @@ fn test_failover_drills_on_a_copy_and_cleans_up() {
         .unwrap();
     let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
     assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
-    let drill = &job.steps.iter().find(|s| s.name == "drill:web01").unwrap().output;
+    let drill = &job
+        .steps
+        .iter()
+        .find(|s| s.name == "drill:web01")
+        .unwrap()
+        .output;
     let drill_vm = drill["vm_id"].as_str().unwrap();
-    let cleanup = &job.steps.iter().find(|s| s.name == "cleanup").unwrap().output;
+    let cleanup = &job
+        .steps
+        .iter()
+        .find(|s| s.name == "cleanup")
+        .unwrap()
+        .output;
     assert_eq!(cleanup[0], drill_vm);
 
     // The drill VM is gone, the replica untouched, the item as it was.
@@ -248,7 +350,10 @@ fn test_failover_drills_on_a_copy_and_cleans_up() {
     assert!(inventory.vms.iter().all(|v| v.id != drill_vm));
     let after: Vec<String> = replica.iter().map(|d| fingerprint(d).unwrap()).collect();
     assert_eq!(before, after);
-    assert_eq!(lab.store().item(demo::VM).unwrap().state, ItemState::Protected);
+    assert_eq!(
+        lab.store().item(demo::VM).unwrap().state,
+        ItemState::Protected
+    );
     rt.block_on(lab.orchestrator.shutdown());
 }
 
@@ -275,7 +380,10 @@ fn failover_needs_confirmation_and_a_ready_item() {
     let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
     assert_eq!(job.state, JobState::Failed);
     let error = job.error.unwrap();
-    assert!(error.contains("no VM that fails over to on-premises"), "{error}");
+    assert!(
+        error.contains("no VM that fails over to on-premises"),
+        "{error}"
+    );
     // Failing web01 over to the cloud (unplanned) before it was ever replicated there.
     params.direction = Direction::ToCloud;
     params.planned = false;
@@ -283,8 +391,15 @@ fn failover_needs_confirmation_and_a_ready_item() {
     let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
     assert_eq!(job.state, JobState::Failed);
     let error = job.error.unwrap();
-    assert!(error.contains("has no latest recovery point to the cloud"), "{error}");
-    assert_eq!(onprem_power(&lab), PowerState::PoweredOn, "nothing was shut down");
+    assert!(
+        error.contains("has no latest recovery point to the cloud"),
+        "{error}"
+    );
+    assert_eq!(
+        onprem_power(&lab),
+        PowerState::PoweredOn,
+        "nothing was shut down"
+    );
     rt.block_on(lab.orchestrator.shutdown());
 }
 
@@ -305,9 +420,19 @@ fn failback_goes_to_an_alternate_location_when_the_vm_is_gone() {
     hypervisor.hypervisor_delete_vm(&original).unwrap();
 
     let jobs = stage_ok(&rt, &lab, Stage::Reprotect);
-    let check = &jobs[0].steps.iter().find(|s| s.name == "check").unwrap().output;
+    let check = &jobs[0]
+        .steps
+        .iter()
+        .find(|s| s.name == "check")
+        .unwrap()
+        .output;
     assert_eq!(check["location"], "alternate");
-    let target = &jobs[0].steps.iter().find(|s| s.name == "prepare-target").unwrap().output;
+    let target = &jobs[0]
+        .steps
+        .iter()
+        .find(|s| s.name == "prepare-target")
+        .unwrap()
+        .output;
     assert_eq!(target["created"], true);
     let new_vm = target["vm_id"].as_str().unwrap().to_string();
     assert_ne!(new_vm, original);
@@ -321,10 +446,21 @@ fn failback_goes_to_an_alternate_location_when_the_vm_is_gone() {
     let vm = inventory.vms.iter().find(|v| v.id == new_vm).unwrap();
     assert_eq!(vm.power, PowerState::PoweredOn);
     let child = jobs.iter().find(|j| j.kind == "failover-item").unwrap();
-    assert!(child.steps.iter().any(|s| s.name == "guest-steps" && s.state == homeward::store::StepState::Done));
-    let mounts = homeward::store::DatastoreMount { datastore: "ds1".into(), path: lab.site.datastore_path("ds1") };
+    assert!(
+        child
+            .steps
+            .iter()
+            .any(|s| s.name == "guest-steps" && s.state == homeward::store::StepState::Done)
+    );
+    let mounts = homeward::store::DatastoreMount {
+        datastore: "ds1".into(),
+        path: lab.site.datastore_path("ds1"),
+    };
     let os = homeward::workflow::host_path(&vm.disks[0], &[mounts]).unwrap();
-    assert_eq!(lab.read_guest_file(&os, guest::APP_DATA).unwrap(), demo::CLOUD_DATA);
+    assert_eq!(
+        lab.read_guest_file(&os, guest::APP_DATA).unwrap(),
+        demo::CLOUD_DATA
+    );
     rt.block_on(lab.orchestrator.shutdown());
 }
 
@@ -342,16 +478,30 @@ fn plan_runs_manual_steps_and_scripts_in_order() {
         .create_plan(
             "RP2",
             &[
-                homeward::store::PlanEntry::Manual { text: "tell the network team".into() },
-                homeward::store::PlanEntry::Group { name: demo::GROUP.into() },
-                homeward::store::PlanEntry::Script {
-                    command: format!("echo \"$HOMEWARD_PLAN $HOMEWARD_DIRECTION\" > '{}'", marker.display()),
+                homeward::store::PlanEntry::Manual {
+                    text: "tell the network team".into(),
                 },
-                homeward::store::PlanEntry::Script { command: "echo boom >&2; exit 3".into() },
+                homeward::store::PlanEntry::Group {
+                    name: demo::GROUP.into(),
+                },
+                homeward::store::PlanEntry::Script {
+                    command: format!(
+                        "echo \"$HOMEWARD_PLAN $HOMEWARD_DIRECTION\" > '{}'",
+                        marker.display()
+                    ),
+                },
+                homeward::store::PlanEntry::Script {
+                    command: "echo boom >&2; exit 3".into(),
+                },
             ],
         )
         .unwrap();
-    assert_eq!(plan.entries.len(), 5, "PG1_Failback added after PG1: {:?}", plan.entries);
+    assert_eq!(
+        plan.entries.len(),
+        5,
+        "PG1_Failback added after PG1: {:?}",
+        plan.entries
+    );
     let id = lab
         .orchestrator
         .failover(&homeward::workflow::FailoverParams {
@@ -365,13 +515,29 @@ fn plan_runs_manual_steps_and_scripts_in_order() {
         .unwrap();
     let job = rt.block_on(lab.orchestrator.scheduler().wait(id)).unwrap();
     let names: Vec<&str> = job.steps.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["confirm", "choose-points", "manual:0", "group:PG1", "script:3", "script:4"]);
+    assert_eq!(
+        names,
+        [
+            "confirm",
+            "choose-points",
+            "manual:0",
+            "group:PG1",
+            "script:3",
+            "script:4"
+        ]
+    );
     // The script ran after the group, with the plan's name and direction.
-    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "RP2 to-cloud");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        "RP2 to-cloud"
+    );
     // The failing script fails the job and says why.
     assert_eq!(job.state, JobState::Failed);
     let error = job.error.unwrap();
     assert!(error.contains("exit") && error.contains("boom"), "{error}");
-    assert_eq!(lab.store().item(demo::VM).unwrap().state, ItemState::FailedOver);
+    assert_eq!(
+        lab.store().item(demo::VM).unwrap().state,
+        ItemState::FailedOver
+    );
     rt.block_on(lab.orchestrator.shutdown());
 }

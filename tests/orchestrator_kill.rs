@@ -17,7 +17,9 @@ const LAB_VAR: &str = "HOMEWARD_TEST_KILL_LAB";
 #[test]
 #[ignore = "entry point of the host child process, run by the other test"]
 fn host_entry() {
-    let Ok(dir) = std::env::var(LAB_VAR) else { return };
+    let Ok(dir) = std::env::var(LAB_VAR) else {
+        return;
+    };
     let lab = DemoLab::open(std::path::Path::new(&dir)).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
@@ -42,7 +44,11 @@ fn host_entry() {
         let mut out = std::io::stdout();
         while let Ok(event) = events.recv().await {
             if event.job_id == id && event.kind == homeward::store::EventKind::StepStarted {
-                let name = event.step.and_then(|i| steps.get(i as usize)).map(|s| s.name.clone()).unwrap_or_default();
+                let name = event
+                    .step
+                    .and_then(|i| steps.get(i as usize))
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
                 writeln!(out, "step-started {name}").unwrap();
                 out.flush().unwrap();
             }
@@ -70,7 +76,13 @@ fn kill_9_during_failback_resumes_and_finishes_with_identical_data() {
     }
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["host_entry", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "host_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(LAB_VAR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -89,13 +101,21 @@ fn kill_9_during_failback_resumes_and_finishes_with_identical_data() {
         }
     }
     child.wait().unwrap();
-    assert_eq!(seen.last().map(String::as_str), Some("sync-disk-1"), "{seen:?}");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("sync-disk-1"),
+        "{seen:?}"
+    );
 
     // Restart: the job resumes where it was.
     let lab = DemoLab::open(dir.path()).unwrap();
     let job = lab
         .store()
-        .jobs(&JobFilter { state: None, kind: Some("reprotect".into()), limit: None })
+        .jobs(&JobFilter {
+            state: None,
+            kind: Some("reprotect".into()),
+            limit: None,
+        })
         .unwrap()
         .into_iter()
         .find(|j| j.params["direction"] == "to-on-premises")
@@ -104,7 +124,9 @@ fn kill_9_during_failback_resumes_and_finishes_with_identical_data() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _guard = rt.enter();
     lab.orchestrator.start().unwrap();
-    let done = rt.block_on(lab.orchestrator.scheduler().wait(job.id)).unwrap();
+    let done = rt
+        .block_on(lab.orchestrator.scheduler().wait(job.id))
+        .unwrap();
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     let attempts = |name: &str| done.steps.iter().find(|s| s.name == name).unwrap().attempts;
     assert_eq!(attempts("check"), 1, "done steps are not run again");
@@ -113,7 +135,10 @@ fn kill_9_during_failback_resumes_and_finishes_with_identical_data() {
 
     let onprem = lab.onprem_disks().unwrap();
     let cloud = lab.cloud_disk("web01-data0");
-    assert_eq!(fingerprint(&onprem[1]).unwrap(), fingerprint(&cloud).unwrap());
+    assert_eq!(
+        fingerprint(&onprem[1]).unwrap(),
+        fingerprint(&cloud).unwrap()
+    );
     // And by qemu-img, which reads both formats itself.
     let compare = Command::new("qemu-img")
         .args(["compare", "-f", "vmdk", "-F", "vpc"])
@@ -121,6 +146,10 @@ fn kill_9_during_failback_resumes_and_finishes_with_identical_data() {
         .arg(&cloud)
         .output()
         .unwrap();
-    assert!(compare.status.success(), "{}", String::from_utf8_lossy(&compare.stdout));
+    assert!(
+        compare.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compare.stdout)
+    );
     rt.block_on(lab.orchestrator.shutdown());
 }

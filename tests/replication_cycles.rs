@@ -54,7 +54,9 @@ fn lab(vms: usize, settings: GroupSettings) -> Lab {
     let mut names = Vec::new();
     for i in 0..vms {
         let name = format!("app{i}");
-        let vm = cloud.add_vm(&LabVmSpec::new(&name, &[OS_DISK, DATA_DISK])).unwrap();
+        let vm = cloud
+            .add_vm(&LabVmSpec::new(&name, &[OS_DISK, DATA_DISK]))
+            .unwrap();
         let os = homeward::disk::open(&vm.disks[0].path, true, None).unwrap();
         guest::write_guest_disk(os.as_ref()).unwrap();
         os.flush().unwrap();
@@ -65,11 +67,35 @@ fn lab(vms: usize, settings: GroupSettings) -> Lab {
     }
     let lab = DemoLab::open(&root).unwrap();
     let store = lab.store().clone();
-    store.add_site(&NewSite { name: "onprem".into(), kind: SiteKind::OnPremises, plugin: "lab-hypervisor".into() }).unwrap();
-    store.add_site(&NewSite { name: "cloud".into(), kind: SiteKind::Cloud, plugin: "lab-cloud".into() }).unwrap();
+    store
+        .add_site(&NewSite {
+            name: "onprem".into(),
+            kind: SiteKind::OnPremises,
+            plugin: "lab-hypervisor".into(),
+        })
+        .unwrap();
+    store
+        .add_site(&NewSite {
+            name: "cloud".into(),
+            kind: SiteKind::Cloud,
+            plugin: "lab-cloud".into(),
+        })
+        .unwrap();
     let inventory = lab.orchestrator.discover("onprem").unwrap();
-    let host = inventory.hosts.iter().find(|h| h.name == "esx-01").unwrap().id.clone();
-    let mt_vm = inventory.vms.iter().find(|v| v.name == lab_site::MASTER_TARGET_NAME).unwrap().id.clone();
+    let host = inventory
+        .hosts
+        .iter()
+        .find(|h| h.name == "esx-01")
+        .unwrap()
+        .id
+        .clone();
+    let mt_vm = inventory
+        .vms
+        .iter()
+        .find(|v| v.name == lab_site::MASTER_TARGET_NAME)
+        .unwrap()
+        .id
+        .clone();
     let mounts = lab
         .site
         .datastore_mounts()
@@ -106,9 +132,17 @@ fn lab(vms: usize, settings: GroupSettings) -> Lab {
         datastore: Some("ds1".into()),
         ..settings
     };
-    store.create_group(&NewGroup { name: "PG2".into(), direction: Direction::ToCloud, settings: settings.clone() }).unwrap();
+    store
+        .create_group(&NewGroup {
+            name: "PG2".into(),
+            direction: Direction::ToCloud,
+            settings: settings.clone(),
+        })
+        .unwrap();
     store.set_group_settings(GROUP, &settings).unwrap();
-    store.create_plan(PLAN, &[PlanEntry::Group { name: GROUP.into() }]).unwrap();
+    store
+        .create_plan(PLAN, &[PlanEntry::Group { name: GROUP.into() }])
+        .unwrap();
     demo::wait_registered(&store, &["mt-01", "ps-01"]).unwrap();
     let ids: Vec<String> = names.iter().map(|n| cloud.vm_id(n)).collect();
     for item in lab.orchestrator.protect(GROUP, "cloud", &ids).unwrap() {
@@ -116,7 +150,10 @@ fn lab(vms: usize, settings: GroupSettings) -> Lab {
         let nics = item
             .nics
             .iter()
-            .map(|n| homeward::store::RecordedNic { network: Some("VM Network".into()), ..n.clone() })
+            .map(|n| homeward::store::RecordedNic {
+                network: Some("VM Network".into()),
+                ..n.clone()
+            })
             .collect();
         lab.orchestrator.record_nics(&item.name, nics).unwrap();
     }
@@ -126,7 +163,14 @@ fn lab(vms: usize, settings: GroupSettings) -> Lab {
         let _guard = rt.enter();
         lab.orchestrator.start().unwrap();
     }
-    let lab = Lab { _dir: dir, root, lab, rt, vms: names, copies: HashMap::new() };
+    let lab = Lab {
+        _dir: dir,
+        root,
+        lab,
+        rt,
+        vms: names,
+        copies: HashMap::new(),
+    };
     // One at a time: the lab site's files take one writer.
     for vm in lab.vms.clone() {
         let job = lab
@@ -152,7 +196,9 @@ fn lab(vms: usize, settings: GroupSettings) -> Lab {
 
 impl Lab {
     fn wait(&self, job: i64) -> JobRecord {
-        self.rt.block_on(self.lab.orchestrator.scheduler().wait(job)).unwrap()
+        self.rt
+            .block_on(self.lab.orchestrator.scheduler().wait(job))
+            .unwrap()
     }
 
     /// Runs one cycle to its end, then copies the snapshots of the points
@@ -161,9 +207,18 @@ impl Lab {
         let job = self.lab.orchestrator.replicate(&params).unwrap();
         let record = self.wait(job);
         if record.state == JobState::Succeeded {
-            let out = &record.steps.iter().find(|s| s.name == "record").unwrap().output;
+            let out = &record
+                .steps
+                .iter()
+                .find(|s| s.name == "record")
+                .unwrap()
+                .output;
             for p in out["points"].as_array().unwrap() {
-                let point = self.lab.store().point(p["point"].as_i64().unwrap()).unwrap();
+                let point = self
+                    .lab
+                    .store()
+                    .point(p["point"].as_i64().unwrap())
+                    .unwrap();
                 self.copy_snapshots(p["item"].as_str().unwrap(), &point);
             }
         }
@@ -171,7 +226,11 @@ impl Lab {
     }
 
     fn item_cycle(&mut self, vm: &str) -> JobRecord {
-        let record = self.cycle(ReplicateParams { item: Some(vm.into()), group: None, app_consistent: false });
+        let record = self.cycle(ReplicateParams {
+            item: Some(vm.into()),
+            group: None,
+            app_consistent: false,
+        });
         assert_eq!(record.state, JobState::Succeeded, "{:?}", record.error);
         record
     }
@@ -183,10 +242,16 @@ impl Lab {
         for d in &point.disks {
             let disk = &item.disks[d.index as usize];
             let endpoint = cloud
-                .cloud_disk_endpoint(&format!("{}@{}", disk.source_disk_id, d.snapshot_id), Access::Read)
+                .cloud_disk_endpoint(
+                    &format!("{}@{}", disk.source_disk_id, d.snapshot_id),
+                    Access::Read,
+                )
                 .unwrap();
-            let DiskLocator::LocalPath(path) = endpoint.locator else { panic!("lab snapshots are files") };
-            self.copies.insert((point.id, d.index), read_all(&PathBuf::from(path)));
+            let DiskLocator::LocalPath(path) = endpoint.locator else {
+                panic!("lab snapshots are files")
+            };
+            self.copies
+                .insert((point.id, d.index), read_all(&PathBuf::from(path)));
         }
     }
 
@@ -198,10 +263,18 @@ impl Lab {
         let mut checked = 0;
         for point in store.points(item.id).unwrap() {
             for d in &point.disks {
-                let Some(copy) = self.copies.get(&(point.id, d.index)) else { continue };
-                let replica = PathBuf::from(item.disks[d.index as usize].replica_path.clone().unwrap());
+                let Some(copy) = self.copies.get(&(point.id, d.index)) else {
+                    continue;
+                };
+                let replica =
+                    PathBuf::from(item.disks[d.index as usize].replica_path.clone().unwrap());
                 let view = view_bytes(&replica, d.journal_seq.unwrap());
-                assert!(view == *copy, "point {} disk {} of {vm} differs from its snapshot", point.id, d.index);
+                assert!(
+                    view == *copy,
+                    "point {} disk {} of {vm} differs from its snapshot",
+                    point.id,
+                    d.index
+                );
                 checked += 1;
             }
         }
@@ -223,7 +296,12 @@ impl Lab {
             .unwrap()
             .iter()
             .filter(|p| p.direction == Direction::ToOnPremises)
-            .filter_map(|p| p.disks.iter().find(|d| d.index == disk).and_then(|d| d.journal_seq))
+            .filter_map(|p| {
+                p.disks
+                    .iter()
+                    .find(|d| d.index == disk)
+                    .and_then(|d| d.journal_seq)
+            })
             .collect();
         seqs.sort();
         seqs
@@ -253,7 +331,10 @@ impl Lab {
             }
             writes
         });
-        Writer { stop, thread: Some(thread) }
+        Writer {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -283,8 +364,14 @@ fn read_all(path: &Path) -> Vec<u8> {
 }
 
 fn open_journal(replica: &Path) -> (Journal, Arc<dyn BlockDevice>) {
-    let device: Arc<dyn BlockDevice> = Arc::from(homeward::disk::open(replica, true, None).unwrap());
-    let (journal, _) = Journal::open(&journal_dir(replica), device.clone(), JournalOptions::default()).unwrap();
+    let device: Arc<dyn BlockDevice> =
+        Arc::from(homeward::disk::open(replica, true, None).unwrap());
+    let (journal, _) = Journal::open(
+        &journal_dir(replica),
+        device.clone(),
+        JournalOptions::default(),
+    )
+    .unwrap();
     (journal, device)
 }
 
@@ -307,14 +394,22 @@ fn cycles_under_writes_give_exact_points() {
     let mut methods = Vec::new();
     for _ in 0..4 {
         let job = lab.item_cycle("app0");
-        methods.push(step_output(&job, "changes-1")["method"].as_str().unwrap().to_string());
+        methods.push(
+            step_output(&job, "changes-1")["method"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(writer.stop() > 0);
     // The first cycle has no previous snapshot; the next ones use the
     // adapter's change tracking.
     assert_eq!(methods[0], DIGEST_RESYNC);
-    assert!(methods[1..].iter().all(|m| m != DIGEST_RESYNC), "{methods:?}");
+    assert!(
+        methods[1..].iter().all(|m| m != DIGEST_RESYNC),
+        "{methods:?}"
+    );
     // 4 cycles × 2 disks, each point equal to its snapshot.
     assert_eq!(lab.check_points("app0"), 8);
     // The store and the journal hold the same points (base + 4 cycles).
@@ -323,13 +418,20 @@ fn cycles_under_writes_give_exact_points() {
     // Only the newest snapshot is kept (the next cycle's base).
     let item = lab.lab.store().item("app0").unwrap();
     let newest = &lab.lab.store().points(item.id).unwrap()[0];
-    assert!(item.state_detail.contains(&format!("point {}", newest.id)), "{}", item.state_detail);
+    assert!(
+        item.state_detail.contains(&format!("point {}", newest.id)),
+        "{}",
+        item.state_detail
+    );
 }
 
 #[test]
 fn retention_prunes_and_the_store_follows() {
     let settings = GroupSettings {
-        journal: JournalSettings { max_points: Some(3), ..JournalSettings::default() },
+        journal: JournalSettings {
+            max_points: Some(3),
+            ..JournalSettings::default()
+        },
         ..GroupSettings::default()
     };
     let mut lab = lab(1, settings);
@@ -348,7 +450,10 @@ fn retention_prunes_and_the_store_follows() {
 #[test]
 fn a_journal_at_its_size_cap_raises_the_alarm() {
     let settings = GroupSettings {
-        journal: JournalSettings { max_bytes: Some(256 << 10), ..JournalSettings::default() },
+        journal: JournalSettings {
+            max_bytes: Some(256 << 10),
+            ..JournalSettings::default()
+        },
         ..GroupSettings::default()
     };
     let mut lab = lab(1, settings);
@@ -357,18 +462,36 @@ fn a_journal_at_its_size_cap_raises_the_alarm() {
     let cloud = LabCloud::open(&lab.root.join("cloud")).unwrap();
     let mut alarms = Vec::new();
     for i in 0..3u8 {
-        cloud.write_disk("app0-data0", 0, &vec![0xA0 + i; 1 << 20]).unwrap();
+        cloud
+            .write_disk("app0-data0", 0, &vec![0xA0 + i; 1 << 20])
+            .unwrap();
         let job = lab.item_cycle("app0");
-        alarms.extend(step_output(&job, "ship-1")["alarms"].as_array().unwrap().clone());
-        if !step_output(&job, "ship-1")["alarms"].as_array().unwrap().is_empty() {
+        alarms.extend(
+            step_output(&job, "ship-1")["alarms"]
+                .as_array()
+                .unwrap()
+                .clone(),
+        );
+        if !step_output(&job, "ship-1")["alarms"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+        {
             let events = lab.lab.store().events(job.id, 0).unwrap();
-            assert!(events.iter().any(|e| e.message.contains("ALARM")), "{events:?}");
+            assert!(
+                events.iter().any(|e| e.message.contains("ALARM")),
+                "{events:?}"
+            );
         }
     }
     assert!(!alarms.is_empty(), "no alarm");
     let item = lab.lab.store().item("app0").unwrap();
     assert!(item.state_detail.contains("ALARM"), "{}", item.state_detail);
-    assert!(item.state_detail.contains("dropped early"), "{}", item.state_detail);
+    assert!(
+        item.state_detail.contains("dropped early"),
+        "{}",
+        item.state_detail
+    );
     assert_eq!(lab.store_seqs("app0", 1), lab.journal_seqs("app0", 1));
     lab.check_points("app0");
 }
@@ -386,23 +509,41 @@ fn lost_change_tracking_falls_back_to_a_digest_resync() {
     let site = store.site("cloud").unwrap();
     let mut cloud = lab.lab.orchestrator.env().adapter(&site).unwrap();
     let data = &base.disks[1];
-    cloud.cloud_delete_snapshot(&item.disks[1].source_disk_id, &data.snapshot_id).unwrap();
+    cloud
+        .cloud_delete_snapshot(&item.disks[1].source_disk_id, &data.snapshot_id)
+        .unwrap();
     let job = lab.item_cycle("app0");
     writer.stop();
     let changes = step_output(&job, "changes-1");
     assert_eq!(changes["method"], DIGEST_RESYNC);
-    assert!(changes["resync"].as_str().unwrap().contains("change tracking lost"), "{changes}");
+    assert!(
+        changes["resync"]
+            .as_str()
+            .unwrap()
+            .contains("change tracking lost"),
+        "{changes}"
+    );
     assert_ne!(step_output(&job, "changes-0")["method"], DIGEST_RESYNC);
     let item = store.item("app0").unwrap();
-    assert!(item.state_detail.contains("digest resync"), "{}", item.state_detail);
+    assert!(
+        item.state_detail.contains("digest resync"),
+        "{}",
+        item.state_detail
+    );
     let newest = &store.points(item.id).unwrap()[0];
-    assert_eq!(newest.disks[1].change_method.as_deref(), Some(DIGEST_RESYNC));
+    assert_eq!(
+        newest.disks[1].change_method.as_deref(),
+        Some(DIGEST_RESYNC)
+    );
     assert_eq!(lab.check_points("app0"), 6);
 }
 
 #[test]
 fn rpo_age_and_alert() {
-    let settings = GroupSettings { rpo_target_secs: Some(60), ..GroupSettings::default() };
+    let settings = GroupSettings {
+        rpo_target_secs: Some(60),
+        ..GroupSettings::default()
+    };
     let mut lab = lab(1, settings.clone());
     lab.item_cycle("app0");
     let rpo = lab.lab.orchestrator.rpo("app0").unwrap();
@@ -436,7 +577,10 @@ fn rpo_age_and_alert() {
     let (code, table) = homeward_tests::homeward_exit(&args);
     assert_eq!(code, std::process::ExitCode::SUCCESS, "{table}");
     let header = table.lines().next().unwrap();
-    assert!(header.contains("RPO") && header.contains("ALERT"), "{table}");
+    assert!(
+        header.contains("RPO") && header.contains("ALERT"),
+        "{table}"
+    );
     let row = table.lines().find(|l| l.starts_with("app0")).unwrap();
     let alert_at = header.find("ALERT").unwrap();
     assert!(row[alert_at..].starts_with("RPO"), "{table}");
@@ -451,7 +595,10 @@ fn the_cycle_driver_submits_cycles_one_at_a_time() {
         ..GroupSettings::default()
     };
     let lab = lab(1, settings);
-    let cycles = lab.lab.orchestrator.start_cycles(Duration::from_millis(100));
+    let cycles = lab
+        .lab
+        .orchestrator
+        .start_cycles(Duration::from_millis(100));
     let store = lab.lab.store().clone();
     let item = store.item("app0").unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -460,7 +607,11 @@ fn the_cycle_driver_submits_cycles_one_at_a_time() {
     }
     cycles.stop();
     let jobs = store
-        .jobs(&homeward::store::JobFilter { state: None, kind: Some("replicate".into()), limit: None })
+        .jobs(&homeward::store::JobFilter {
+            state: None,
+            kind: Some("replicate".into()),
+            limit: None,
+        })
         .unwrap();
     assert!(jobs.len() >= 2, "{} cycle jobs", jobs.len());
     // Never two cycles of the item at once.
@@ -478,16 +629,34 @@ fn the_cycle_driver_submits_cycles_one_at_a_time() {
     assert_eq!(by_id[0].params["app_consistent"], false);
     assert_eq!(by_id[1].params["app_consistent"], true);
     let events = store.events(by_id[1].id, 0).unwrap();
-    assert!(events.iter().any(|e| e.message.contains("crash-consistent")), "{events:?}");
-    assert!(store.points(item.id).unwrap().iter().all(|p| p.kind == homeward::store::PointKind::CrashConsistent));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("crash-consistent")),
+        "{events:?}"
+    );
+    assert!(
+        store
+            .points(item.id)
+            .unwrap()
+            .iter()
+            .all(|p| p.kind == homeward::store::PointKind::CrashConsistent)
+    );
 }
 
 #[test]
 fn group_cycles_share_a_consistency_id_and_failover_picks_a_common_one() {
-    let settings = GroupSettings { consistency: true, ..GroupSettings::default() };
+    let settings = GroupSettings {
+        consistency: true,
+        ..GroupSettings::default()
+    };
     let mut lab = lab(3, settings);
     let writer = lab.writer();
-    let group = ReplicateParams { item: None, group: Some(GROUP.into()), app_consistent: false };
+    let group = ReplicateParams {
+        item: None,
+        group: Some(GROUP.into()),
+        app_consistent: false,
+    };
     for _ in 0..2 {
         let job = lab.cycle(group.clone());
         assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
@@ -500,7 +669,12 @@ fn group_cycles_share_a_consistency_id_and_failover_picks_a_common_one() {
     let store = lab.lab.store().clone();
     let tags = |vm: &str| -> Vec<String> {
         let item = store.item(vm).unwrap();
-        store.points(item.id).unwrap().iter().filter_map(|p| p.consistency_id.clone()).collect()
+        store
+            .points(item.id)
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.consistency_id.clone())
+            .collect()
     };
     let common = tags("app0")[0].clone();
     for vm in ["app1", "app2"] {
@@ -531,18 +705,34 @@ fn group_cycles_share_a_consistency_id_and_failover_picks_a_common_one() {
         let item = store.item(vm).unwrap();
         let id = chosen[vm].as_i64().unwrap();
         let point = store.point(id).unwrap();
-        assert_eq!(point.consistency_id.as_deref(), Some(common.as_str()), "{vm}");
+        assert_eq!(
+            point.consistency_id.as_deref(),
+            Some(common.as_str()),
+            "{vm}"
+        );
         assert_eq!(point.item_id, item.id);
         // The on-premises data disk holds exactly that point (the OS disk
         // too, verified by digest before the guest steps changed it).
         let onprem = onprem_paths(&lab, vm);
-        assert!(read_all(&onprem[1]) == lab.copies[&(id, 1)], "{vm} data disk");
+        assert!(
+            read_all(&onprem[1]) == lab.copies[&(id, 1)],
+            "{vm} data disk"
+        );
     }
     let children = store
-        .jobs(&homeward::store::JobFilter { state: None, kind: Some("failover-item".into()), limit: None })
+        .jobs(&homeward::store::JobFilter {
+            state: None,
+            kind: Some("failover-item".into()),
+            limit: None,
+        })
         .unwrap();
     for child in children.iter().filter(|j| j.parent == Some(job)) {
-        assert_eq!(step_output(child, "materialize")["verified"], 2, "{}", child.summary);
+        assert_eq!(
+            step_output(child, "materialize")["verified"],
+            2,
+            "{}",
+            child.summary
+        );
     }
     assert_eq!(record.state, JobState::Succeeded, "{:?}", record.error);
 }
@@ -553,9 +743,15 @@ fn failover_to_an_older_point_runs_the_guest_steps() {
     let cloud = LabCloud::open(&lab.root.join("cloud")).unwrap();
     let mut ids = Vec::new();
     for i in 0..3u8 {
-        cloud.write_disk("app0-data0", u64::from(i) << 20, &vec![0x50 + i; 1 << 20]).unwrap();
+        cloud
+            .write_disk("app0-data0", u64::from(i) << 20, &vec![0x50 + i; 1 << 20])
+            .unwrap();
         let job = lab.item_cycle("app0");
-        ids.push(step_output(&job, "record")["points"][0]["point"].as_i64().unwrap());
+        ids.push(
+            step_output(&job, "record")["points"][0]["point"]
+                .as_i64()
+                .unwrap(),
+        );
     }
     let older = ids[0];
     let job = lab
@@ -573,7 +769,11 @@ fn failover_to_an_older_point_runs_the_guest_steps() {
     let record = lab.wait(job);
     let store = lab.lab.store().clone();
     let jobs = store
-        .jobs(&homeward::store::JobFilter { state: None, kind: Some("failover-item".into()), limit: None })
+        .jobs(&homeward::store::JobFilter {
+            state: None,
+            kind: Some("failover-item".into()),
+            limit: None,
+        })
         .unwrap();
     let child = jobs.iter().find(|j| j.parent == Some(job)).unwrap();
     assert_eq!(child.state, JobState::Succeeded, "{:?}", child.error);
@@ -581,16 +781,28 @@ fn failover_to_an_older_point_runs_the_guest_steps() {
     let materialize = step_output(child, "materialize");
     assert_eq!(materialize["point"], older);
     let steps = step_output(child, "guest-steps");
-    assert!(steps["steps"].as_array().is_some_and(|s| !s.is_empty()), "{steps}");
+    assert!(
+        steps["steps"].as_array().is_some_and(|s| !s.is_empty()),
+        "{steps}"
+    );
     // Both disks were verified against the point's digests before the
     // guest steps; the data disk (which they leave alone) is the point's.
     assert_eq!(materialize["verified"], 2);
     let onprem = onprem_paths(&lab, "app0");
     assert!(read_all(&onprem[1]) == lab.copies[&(older, 1)]);
-    assert!(read_all(&onprem[1]) != lab.copies[&(ids[2], 1)], "not the newest point");
+    assert!(
+        read_all(&onprem[1]) != lab.copies[&(ids[2], 1)],
+        "not the newest point"
+    );
     // The newer points are gone from the store with the journal's.
     let item = store.item("app0").unwrap();
-    assert!(store.points(item.id).unwrap().iter().all(|p| !ids[1..].contains(&p.id)));
+    assert!(
+        store
+            .points(item.id)
+            .unwrap()
+            .iter()
+            .all(|p| !ids[1..].contains(&p.id))
+    );
 }
 
 /// The on-premises disks of `vm` (the VM the reprotect made), in unit order.
@@ -599,7 +811,10 @@ fn onprem_paths(lab: &Lab, vm: &str) -> Vec<PathBuf> {
     let mut disks: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "vmdk") && !p.to_string_lossy().ends_with("-flat.vmdk"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "vmdk")
+                && !p.to_string_lossy().ends_with("-flat.vmdk")
+        })
         .collect();
     disks.sort();
     disks
@@ -619,12 +834,23 @@ fn a_gap_in_the_chain_falls_back_to_a_digest_resync() {
         let (mut journal, _) = open_journal(&replica);
         let mut writer = journal.begin().unwrap();
         writer.write(3 << 20, &[0xEE; 65536]).unwrap();
-        writer.commit(homeward::journal::NewPointMeta { label: "unrecorded".into(), ..Default::default() }).unwrap();
+        writer
+            .commit(homeward::journal::NewPointMeta {
+                label: "unrecorded".into(),
+                ..Default::default()
+            })
+            .unwrap();
     }
     let job = lab.item_cycle("app0");
     let changes = step_output(&job, "changes-1");
     assert_eq!(changes["method"], DIGEST_RESYNC);
-    assert!(changes["resync"].as_str().unwrap().contains("gap in the chain"), "{changes}");
+    assert!(
+        changes["resync"]
+            .as_str()
+            .unwrap()
+            .contains("gap in the chain"),
+        "{changes}"
+    );
     // The disk without a gap keeps its change tracking.
     assert_ne!(step_output(&job, "changes-0")["method"], DIGEST_RESYNC);
     assert_eq!(lab.check_points("app0"), 6);

@@ -637,7 +637,10 @@ async fn ranges_out_of_order_or_past_the_end_are_refused_before_anything_is_writ
     let mut disk = CloudDisk::new(dir.path(), 2 * MIB, 6);
     let mt = MasterTarget::new(dir.path(), &disk.bytes());
     let snapshot = disk.snapshot();
-    for ranges in [vec![100..200, 50..60], vec![0..10, 2 * MIB - 10..2 * MIB + 1]] {
+    for ranges in [
+        vec![100..200, 50..60],
+        vec![0..10, 2 * MIB - 10..2 * MIB + 1],
+    ] {
         let err = ship(mt.shipment(&snapshot, ranges, 1), ShipOptions::default())
             .await
             .unwrap_err();

@@ -118,7 +118,11 @@ pub fn parse_disk_size(text: &str) -> Result<u64, String> {
         "K" | "KiB" => 1 << 10,
         "M" | "MiB" => 1 << 20,
         "G" | "GiB" => 1 << 30,
-        other => return Err(format!("unknown unit `{other}` in `{text}`: use K, M, G (binary) or bytes")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use K, M, G (binary) or bytes"
+            ));
+        }
     };
     let bytes = digits
         .parse::<u64>()
@@ -219,7 +223,10 @@ impl Figures {
     /// (b) scheduler time per step: the time between and around steps (ms
     /// stamps) plus the in-step bookkeeping (measured in process).
     pub fn scheduler_per_step(&self) -> Duration {
-        per(Duration::from_millis(self.gap_ms + self.ends_ms), self.steps) + self.in_step_mean()
+        per(
+            Duration::from_millis(self.gap_ms + self.ends_ms),
+            self.steps,
+        ) + self.in_step_mean()
     }
 
     /// The scheduler's share of a working step: (b) ÷ ((b) + mean body).
@@ -230,7 +237,8 @@ impl Figures {
 
     /// Mean body of a working step: its recorded time less its bookkeeping.
     pub fn body_per_step(&self) -> Duration {
-        per(Duration::from_millis(self.work_step_ms), self.work_steps).saturating_sub(self.in_step_mean())
+        per(Duration::from_millis(self.work_step_ms), self.work_steps)
+            .saturating_sub(self.in_step_mean())
     }
 }
 
@@ -288,7 +296,11 @@ pub fn run_and_print(args: &PlanBenchArgs, out: &mut dyn Write) -> anyhow::Resul
     let report = run(args, out)?;
     print_report(&report, out)?;
     writeln!(out, "total {:.1} s", started.elapsed().as_secs_f64())?;
-    Ok(if report.failures().is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.failures().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Runs the benchmark, saying what it does on `progress`.
@@ -297,7 +309,8 @@ pub fn run(args: &PlanBenchArgs, progress: &mut dyn Write) -> anyhow::Result<Pla
     if vms == 0 {
         bail!("--vms must be at least 1");
     }
-    let needed = (args.disk_size as u128) * (vms as u128) + u128::from(lab_site::MASTER_TARGET_DISK);
+    let needed =
+        (args.disk_size as u128) * (vms as u128) + u128::from(lab_site::MASTER_TARGET_DISK);
     if needed > u128::from(lab_site::DATASTORE_CAPACITY) {
         bail!(
             "{vms} disks of {} bytes do not fit the lab datastore ds1 ({} GiB): use fewer VMs or smaller disks",
@@ -343,8 +356,16 @@ pub fn run(args: &PlanBenchArgs, progress: &mut dyn Write) -> anyhow::Result<Pla
         phase.figures = figures(&phase.jobs, &marks);
     }
     let cloud_vms = lab.cloud.vms()?;
-    let duplicate_ips = duplicates(cloud_vms.iter().flat_map(|vm| vm.nics.iter().map(|n| n.private_ip.clone())));
-    let duplicate_macs = duplicates(cloud_vms.iter().flat_map(|vm| vm.nics.iter().map(|n| n.mac.to_ascii_lowercase())));
+    let duplicate_ips = duplicates(
+        cloud_vms
+            .iter()
+            .flat_map(|vm| vm.nics.iter().map(|n| n.private_ip.clone())),
+    );
+    let duplicate_macs = duplicates(
+        cloud_vms
+            .iter()
+            .flat_map(|vm| vm.nics.iter().map(|n| n.mac.to_ascii_lowercase())),
+    );
     drop(lab);
 
     // The baselines run on their own runtime and store, after ours is gone.
@@ -361,7 +382,10 @@ pub fn run(args: &PlanBenchArgs, progress: &mut dyn Write) -> anyhow::Result<Pla
             runs.push(bench_overhead(jobs, steps)?);
         }
         runs.sort_by_key(|r| r.per_step);
-        phase.baseline_spread = runs.first().zip(runs.last()).map(|(a, b)| (a.per_step, b.per_step));
+        phase.baseline_spread = runs
+            .first()
+            .zip(runs.last())
+            .map(|(a, b)| (a.per_step, b.per_step));
         phase.baseline = runs.get(runs.len() / 2).cloned();
     }
     Ok(PlanBenchReport {
@@ -392,7 +416,10 @@ fn check_empty(dir: &Path) -> anyhow::Result<()> {
     match std::fs::read_dir(dir) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                bail!("{} is not empty: name a new or empty directory for the lab", dir.display());
+                bail!(
+                    "{} is not empty: name a new or empty directory for the lab",
+                    dir.display()
+                );
             }
             Ok(())
         }
@@ -441,19 +468,31 @@ impl BenchLab {
             let t = Instant::now();
             let added = site.add_vm(&vm)?;
             add_vm_times.push(t.elapsed());
-            let disk = added.descriptors.first().context("a seeded VM has no disk")?;
+            let disk = added
+                .descriptors
+                .first()
+                .context("a seeded VM has no disk")?;
             write_seed_data(disk, &name)?;
             vm_ids.push(added.id);
             names.push(name);
             if (i + 1) % 250 == 0 && i + 1 < vms {
-                writeln!(progress, "  seeded {} VMs ({:.1} s)", i + 1, started.elapsed().as_secs_f64())?;
+                writeln!(
+                    progress,
+                    "  seeded {} VMs ({:.1} s)",
+                    i + 1,
+                    started.elapsed().as_secs_f64()
+                )?;
             }
         }
         let seed = started.elapsed();
         let sample = SEED_SAMPLE.min(vms);
         let add_vm_first = per(add_vm_times[..sample].iter().sum(), sample);
         let add_vm_last = per(add_vm_times[vms - sample..].iter().sum(), sample);
-        writeln!(progress, "  seeded {vms} VMs in {:.1} s", seed.as_secs_f64())?;
+        writeln!(
+            progress,
+            "  seeded {vms} VMs in {:.1} s",
+            seed.as_secs_f64()
+        )?;
 
         let started = Instant::now();
         let orchestrator = control_plane(dir, &site, &cloud)?;
@@ -462,7 +501,11 @@ impl BenchLab {
         let started = Instant::now();
         orchestrator.protect(GROUP, "onprem", &vm_ids)?;
         let protect = started.elapsed();
-        writeln!(progress, "  protected {vms} VMs in {:.1} s", protect.as_secs_f64())?;
+        writeln!(
+            progress,
+            "  protected {vms} VMs in {:.1} s",
+            protect.as_secs_f64()
+        )?;
 
         let started = Instant::now();
         for name in &names {
@@ -470,7 +513,11 @@ impl BenchLab {
             orchestrator.set_replica_disks(name, "cloud", &[disk.id])?;
         }
         let replica_disks = started.elapsed();
-        writeln!(progress, "  made {vms} cloud disks in {:.1} s", replica_disks.as_secs_f64())?;
+        writeln!(
+            progress,
+            "  made {vms} cloud disks in {:.1} s",
+            replica_disks.as_secs_f64()
+        )?;
 
         let lab = BenchLab {
             orchestrator,
@@ -491,7 +538,11 @@ impl BenchLab {
 
     /// Both phases, in order.
     async fn run_phases(&self, progress: &mut dyn Write) -> anyhow::Result<Vec<Phase>> {
-        writeln!(progress, "phase 1: {} reprotects to the cloud, submitted at once", self.names.len())?;
+        writeln!(
+            progress,
+            "phase 1: {} reprotects to the cloud, submitted at once",
+            self.names.len()
+        )?;
         let reprotect = self.reprotect_all().await?;
         writeln!(progress, "phase 2: planned failover of {PLAN} to the cloud")?;
         let failover = self.fail_over_plan().await?;
@@ -550,7 +601,10 @@ impl BenchLab {
             kind: Some(ITEM_KIND.to_string()),
             limit: None,
         })?;
-        let mut items: Vec<JobRecord> = items.into_iter().filter(|j| j.parent == Some(plan_job)).collect();
+        let mut items: Vec<JobRecord> = items
+            .into_iter()
+            .filter(|j| j.parent == Some(plan_job))
+            .collect();
         items.sort_by_key(|j| j.id);
         jobs.extend(items);
         Ok(Phase {
@@ -568,7 +622,10 @@ impl BenchLab {
 /// its disk (incompressible, different for every VM).
 fn write_seed_data(descriptor: &Path, name: &str) -> anyhow::Result<()> {
     let mut data = vec![0u8; PATTERN_BYTES];
-    blake3::Hasher::new().update(name.as_bytes()).finalize_xof().fill(&mut data);
+    blake3::Hasher::new()
+        .update(name.as_bytes())
+        .finalize_xof()
+        .fill(&mut data);
     let device = crate::disk::open(descriptor, true, None)?;
     device
         .write_at(&data, 0)
@@ -581,14 +638,23 @@ fn write_seed_data(descriptor: &Path, name: &str) -> anyhow::Result<()> {
 /// (as [`crate::demo::DemoLab::create`] makes them).
 fn control_plane(dir: &Path, site: &LabSite, cloud: &LabCloud) -> anyhow::Result<Orchestrator> {
     let store_dir = dir.join("state");
-    std::fs::create_dir_all(&store_dir).with_context(|| format!("creating {}", store_dir.display()))?;
+    std::fs::create_dir_all(&store_dir)
+        .with_context(|| format!("creating {}", store_dir.display()))?;
     let store = Arc::new(Store::open(&store_dir.join("homeward.db"))?);
     let (runtime, plugins) = lab_plugins(site, cloud)?;
     let env = Arc::new(Env::from_plugins(runtime, plugins));
     let orchestrator = Orchestrator::new(store.clone(), env, SchedulerOptions::default());
 
-    store.add_site(&NewSite { name: "onprem".into(), kind: SiteKind::OnPremises, plugin: "lab-hypervisor".into() })?;
-    store.add_site(&NewSite { name: "cloud".into(), kind: SiteKind::Cloud, plugin: "lab-cloud".into() })?;
+    store.add_site(&NewSite {
+        name: "onprem".into(),
+        kind: SiteKind::OnPremises,
+        plugin: "lab-hypervisor".into(),
+    })?;
+    store.add_site(&NewSite {
+        name: "cloud".into(),
+        kind: SiteKind::Cloud,
+        plugin: "lab-cloud".into(),
+    })?;
     let inventory = orchestrator.discover("onprem")?;
     let host = inventory
         .hosts
@@ -687,17 +753,34 @@ impl EventClock {
                 match events.recv().await {
                     Ok(event) => {
                         let at = Instant::now();
-                        if matches!(event.kind, EventKind::JobStarted | EventKind::StepStarted | EventKind::StepDone) {
-                            let mark = Mark { job: event.job_id, kind: event.kind, step: event.step, at };
-                            task_marks.lock().unwrap_or_else(|e| e.into_inner()).push(mark);
+                        if matches!(
+                            event.kind,
+                            EventKind::JobStarted | EventKind::StepStarted | EventKind::StepDone
+                        ) {
+                            let mark = Mark {
+                                job: event.job_id,
+                                kind: event.kind,
+                                step: event.step,
+                                at,
+                            };
+                            task_marks
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(mark);
                         }
                     }
-                    Err(RecvError::Lagged(n)) => *task_missed.lock().unwrap_or_else(|e| e.into_inner()) += n,
+                    Err(RecvError::Lagged(n)) => {
+                        *task_missed.lock().unwrap_or_else(|e| e.into_inner()) += n
+                    }
                     Err(RecvError::Closed) => break,
                 }
             }
         });
-        EventClock { marks, missed, task }
+        EventClock {
+            marks,
+            missed,
+            task,
+        }
     }
 
     /// Stops stamping; returns the marks (in arrival order) and how many
@@ -715,7 +798,10 @@ impl EventClock {
 fn figures(jobs: &[JobRecord], marks: &[Mark]) -> Figures {
     let mut f = Figures {
         jobs: jobs.len(),
-        succeeded: jobs.iter().filter(|j| j.state == JobState::Succeeded).count(),
+        succeeded: jobs
+            .iter()
+            .filter(|j| j.state == JobState::Succeeded)
+            .count(),
         ..Figures::default()
     };
     for job in jobs {
@@ -807,12 +893,27 @@ pub fn print_report(r: &PlanBenchReport, out: &mut dyn Write) -> std::io::Result
         ms(s.add_vm_last),
         n = SEED_SAMPLE.min(r.vms)
     )?;
-    writeln!(out, "  store, plugins, plan {:>8.2} s", s.control_plane.as_secs_f64())?;
-    writeln!(out, "  protect (one call)   {:>8.2} s", s.protect.as_secs_f64())?;
-    writeln!(out, "  cloud replica disks  {:>8.2} s", s.replica_disks.as_secs_f64())?;
+    writeln!(
+        out,
+        "  store, plugins, plan {:>8.2} s",
+        s.control_plane.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "  protect (one call)   {:>8.2} s",
+        s.protect.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "  cloud replica disks  {:>8.2} s",
+        s.replica_disks.as_secs_f64()
+    )?;
 
     let cols: Vec<&Phase> = r.phases.iter().collect();
-    let row = |out: &mut dyn Write, label: &str, cell: &dyn Fn(&Phase) -> String| -> std::io::Result<()> {
+    let row = |out: &mut dyn Write,
+               label: &str,
+               cell: &dyn Fn(&Phase) -> String|
+     -> std::io::Result<()> {
         write!(out, "{label:<44}")?;
         for p in &cols {
             write!(out, " {:>22}", cell(p))?;
@@ -821,58 +922,120 @@ pub fn print_report(r: &PlanBenchReport, out: &mut dyn Write) -> std::io::Result
     };
     writeln!(out)?;
     row(out, "phase", &|p| p.name.to_string())?;
-    row(out, "jobs (succeeded)", &|p| format!("{} ({})", p.figures.jobs, p.figures.succeeded))?;
+    row(out, "jobs (succeeded)", &|p| {
+        format!("{} ({})", p.figures.jobs, p.figures.succeeded)
+    })?;
     row(out, "steps", &|p| p.figures.steps.to_string())?;
-    row(out, "wall time", &|p| format!("{:.2} s", p.wall.as_secs_f64()))?;
+    row(out, "wall time", &|p| {
+        format!("{:.2} s", p.wall.as_secs_f64())
+    })?;
     row(out, "jobs running at once (mean)", &|p| {
-        format!("{:.2}", p.figures.run_ms as f64 / 1000.0 / p.wall.as_secs_f64().max(1e-9))
+        format!(
+            "{:.2}",
+            p.figures.run_ms as f64 / 1000.0 / p.wall.as_secs_f64().max(1e-9)
+        )
     })?;
     row(out, "Σ step time, working steps", &|p| {
-        format!("{:.2} s ({})", p.figures.work_step_ms as f64 / 1000.0, p.figures.work_steps)
+        format!(
+            "{:.2} s ({})",
+            p.figures.work_step_ms as f64 / 1000.0,
+            p.figures.work_steps
+        )
     })?;
-    row(out, "  mean step body (less in-step bookkeeping)", &|p| format!("{:.3} ms", ms(p.figures.body_per_step())))?;
+    row(out, "  mean step body (less in-step bookkeeping)", &|p| {
+        format!("{:.3} ms", ms(p.figures.body_per_step()))
+    })?;
     row(out, "queued per job: started − created (mean)", &|p| {
-        format!("{:.1} ms", p.figures.queued_ms as f64 / p.figures.jobs.max(1) as f64)
+        format!(
+            "{:.1} ms",
+            p.figures.queued_ms as f64 / p.figures.jobs.max(1) as f64
+        )
     })?;
     row(out, "gap between steps: ms stamps (mean, n)", &|p| {
-        format!("{:.3} ms ({})", p.figures.gap_ms as f64 / p.figures.gaps.max(1) as f64, p.figures.gaps)
+        format!(
+            "{:.3} ms ({})",
+            p.figures.gap_ms as f64 / p.figures.gaps.max(1) as f64,
+            p.figures.gaps
+        )
     })?;
     row(out, "job lead + tail: ms stamps (mean per job)", &|p| {
-        format!("{:.3} ms", p.figures.ends_ms as f64 / p.figures.jobs.max(1) as f64)
+        format!(
+            "{:.3} ms",
+            p.figures.ends_ms as f64 / p.figures.jobs.max(1) as f64
+        )
     })?;
     row(out, "in-step bookkeeping: Instant (mean, n)", &|p| {
-        format!("{:.3} ms ({})", ms(p.figures.in_step_mean()), p.figures.in_step.len())
+        format!(
+            "{:.3} ms ({})",
+            ms(p.figures.in_step_mean()),
+            p.figures.in_step.len()
+        )
     })?;
-    row(out, "(a) wall time per step", &|p| format!("{:.3} ms", ms(p.figures.wall_per_step(p.wall))))?;
-    row(out, "(b) scheduler time per step", &|p| format!("{:.3} ms", ms(p.figures.scheduler_per_step())))?;
-    row(out, "    share of a working step: (b) ÷ ((b) + body)", &|p| {
-        format!("{:.1} %", 100.0 * p.figures.scheduler_share())
+    row(out, "(a) wall time per step", &|p| {
+        format!("{:.3} ms", ms(p.figures.wall_per_step(p.wall)))
     })?;
-    row(out, "(c) baseline per step (empty steps)", &|p| match &p.baseline {
-        Some(b) => format!("{:.3} ms", ms(b.per_step)),
-        None => "-".to_string(),
+    row(out, "(b) scheduler time per step", &|p| {
+        format!("{:.3} ms", ms(p.figures.scheduler_per_step()))
     })?;
-    row(out, "    median run (jobs × steps)", &|p| match &p.baseline {
-        Some(b) => format!("{}×{} in {:.2} s", b.jobs, b.steps, b.elapsed.as_secs_f64()),
-        None => "-".to_string(),
+    row(
+        out,
+        "    share of a working step: (b) ÷ ((b) + body)",
+        &|p| format!("{:.1} %", 100.0 * p.figures.scheduler_share()),
+    )?;
+    row(
+        out,
+        "(c) baseline per step (empty steps)",
+        &|p| match &p.baseline {
+            Some(b) => format!("{:.3} ms", ms(b.per_step)),
+            None => "-".to_string(),
+        },
+    )?;
+    row(
+        out,
+        "    median run (jobs × steps)",
+        &|p| match &p.baseline {
+            Some(b) => format!("{}×{} in {:.2} s", b.jobs, b.steps, b.elapsed.as_secs_f64()),
+            None => "-".to_string(),
+        },
+    )?;
+    row(
+        out,
+        &format!("    fastest – slowest of {BASELINE_RUNS} runs"),
+        &|p| match p.baseline_spread {
+            Some((a, b)) => format!("{:.3} – {:.3} ms", ms(a), ms(b)),
+            None => "-".to_string(),
+        },
+    )?;
+    row(out, "(b) ÷ (c)", &|p| {
+        ratio(p).map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
     })?;
-    row(out, &format!("    fastest – slowest of {BASELINE_RUNS} runs"), &|p| match p.baseline_spread {
-        Some((a, b)) => format!("{:.3} – {:.3} ms", ms(a), ms(b)),
-        None => "-".to_string(),
-    })?;
-    row(out, "(b) ÷ (c)", &|p| ratio(p).map_or_else(|| "-".to_string(), |x| format!("{x:.2}")))?;
     row(out, "(a) ÷ (c)", &|p| match &p.baseline {
-        Some(b) => format!("{:.1}", ms(p.figures.wall_per_step(p.wall)) / ms(b.per_step).max(1e-9)),
+        Some(b) => format!(
+            "{:.1}",
+            ms(p.figures.wall_per_step(p.wall)) / ms(b.per_step).max(1e-9)
+        ),
         None => "-".to_string(),
     })?;
     if r.events_missed > 0 {
-        writeln!(out, "(the in-process clock missed {} events; steps without both marks are left out)", r.events_missed)?;
+        writeln!(
+            out,
+            "(the in-process clock missed {} events; steps without both marks are left out)",
+            r.events_missed
+        )?;
     }
 
     for p in &r.phases {
-        writeln!(out, "\n{} steps (recorded times){:>14} {:>10} {:>10}", p.name, "count", "mean ms", "max ms")?;
+        writeln!(
+            out,
+            "\n{} steps (recorded times){:>14} {:>10} {:>10}",
+            p.name, "count", "mean ms", "max ms"
+        )?;
         for (name, t) in &p.figures.by_step {
-            let note = if name.starts_with("group:") { "  (waits for the item jobs)" } else { "" };
+            let note = if name.starts_with("group:") {
+                "  (waits for the item jobs)"
+            } else {
+                ""
+            };
             writeln!(
                 out,
                 "  {name:<34} {:>10} {:>10.2} {:>10}{note}",
@@ -903,7 +1066,8 @@ pub fn print_report(r: &PlanBenchReport, out: &mut dyn Write) -> std::io::Result
         writeln!(out, "... and {} more failed jobs", failures.len() - 10)?;
     }
     let jobs: usize = r.phases.iter().map(|p| p.figures.jobs).sum();
-    let list = |f: &dyn Fn(&Phase) -> String| r.phases.iter().map(f).collect::<Vec<_>>().join(" / ");
+    let list =
+        |f: &dyn Fn(&Phase) -> String| r.phases.iter().map(f).collect::<Vec<_>>().join(" / ");
     writeln!(
         out,
         "\nsummary: {} VMs; {} wall {}; scheduler per step (b) {} ms ({} of a step) vs baseline (c) {} ms, \
@@ -913,7 +1077,10 @@ pub fn print_report(r: &PlanBenchReport, out: &mut dyn Write) -> std::io::Result
         list(&|p| format!("{:.1} s", p.wall.as_secs_f64())),
         list(&|p| format!("{:.3}", ms(p.figures.scheduler_per_step()))),
         list(&|p| format!("{:.1} %", 100.0 * p.figures.scheduler_share())),
-        list(&|p| p.baseline.as_ref().map_or_else(|| "-".to_string(), |b| format!("{:.3}", ms(b.per_step)))),
+        list(&|p| p
+            .baseline
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |b| format!("{:.3}", ms(b.per_step)))),
         list(&|p| ratio(p).map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))),
         if failures.is_empty() {
             format!("all {jobs} jobs succeeded")
@@ -922,7 +1089,11 @@ pub fn print_report(r: &PlanBenchReport, out: &mut dyn Write) -> std::io::Result
         }
     )?;
     if let Some(dir) = &r.kept {
-        writeln!(out, "lab kept in {} (store: state/homeward.db)", dir.display())?;
+        writeln!(
+            out,
+            "lab kept in {} (store: state/homeward.db)",
+            dir.display()
+        )?;
     }
     Ok(())
 }
@@ -957,7 +1128,10 @@ mod tests {
         assert_eq!(parse_disk_size("1MiB"), Ok(1 << 20));
         assert_eq!(parse_disk_size("64K"), Ok(64 << 10));
         assert_eq!(parse_disk_size("8192"), Ok(8192));
-        assert!(parse_disk_size("4K").is_err(), "smaller than the data written");
+        assert!(
+            parse_disk_size("4K").is_err(),
+            "smaller than the data written"
+        );
         assert!(parse_disk_size("10000").is_err(), "not a multiple of 512");
         assert!(parse_disk_size("1T").is_err());
         assert!(parse_disk_size("M").is_err());
@@ -1014,7 +1188,12 @@ mod tests {
     fn in_step_times_pair_each_step_started_with_the_event_before() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mark = |job, kind, step, ms| Mark { job, kind, step, at: at(ms) };
+        let mark = |job, kind, step, ms| Mark {
+            job,
+            kind,
+            step,
+            at: at(ms),
+        };
         let marks = [
             mark(1, EventKind::JobStarted, None, 0),
             mark(2, EventKind::JobStarted, None, 1),
@@ -1030,6 +1209,9 @@ mod tests {
         ];
         let jobs = [job(1, 0, 0, 0, &[]), job(2, 0, 0, 0, &[])];
         let times = in_step_times(&jobs, &marks);
-        assert_eq!(times, vec![Duration::from_millis(2), Duration::from_millis(3)]);
+        assert_eq!(
+            times,
+            vec![Duration::from_millis(2), Duration::from_millis(3)]
+        );
     }
 }

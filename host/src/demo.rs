@@ -48,7 +48,8 @@ pub const OS_DISK: u64 = 32 << 20;
 /// Size of the data disk.
 pub const DATA_DISK: u64 = 64 << 20;
 /// What the demo writes in the cloud.
-pub const CLOUD_DATA: &[u8] = b"order 1001: 3 x blue widget (written in the cloud after failover)\n";
+pub const CLOUD_DATA: &[u8] =
+    b"order 1001: 3 x blue widget (written in the cloud after failover)\n";
 
 /// The stages of the cycle, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +83,9 @@ impl Stage {
     pub fn title(self) -> &'static str {
         match self {
             Stage::Protect => "protect web01 to the cloud",
-            Stage::FailoverToCloud => "fail over to the cloud (the cloud changes the guest as Azure does)",
+            Stage::FailoverToCloud => {
+                "fail over to the cloud (the cloud changes the guest as Azure does)"
+            }
             Stage::WriteInCloud => "write new data in the cloud",
             Stage::Reprotect => "reprotect to on-premises",
             Stage::Failback => "fail back to on-premises (guest post-steps)",
@@ -118,8 +121,10 @@ impl DemoLab {
         let mut vm = LabVm::new(VM, &[OS_DISK, DATA_DISK]);
         vm.power = lab_site::format::Power::PoweredOn;
         vm.tools_installed = true;
-        vm.extra_config
-            .insert(lab_site::format::ENABLE_UUID_KEY.to_string(), "TRUE".to_string());
+        vm.extra_config.insert(
+            lab_site::format::ENABLE_UUID_KEY.to_string(),
+            "TRUE".to_string(),
+        );
         let added = site.add_vm(&vm)?;
         let os = crate::disk::open(&added.descriptors[0], true, None)?;
         guest::write_guest_disk(os.as_ref())?;
@@ -130,8 +135,16 @@ impl DemoLab {
 
         let lab = DemoLab::open(dir)?;
         let store = lab.orchestrator.store();
-        store.add_site(&NewSite { name: "onprem".into(), kind: SiteKind::OnPremises, plugin: "lab-hypervisor".into() })?;
-        store.add_site(&NewSite { name: "cloud".into(), kind: SiteKind::Cloud, plugin: "lab-cloud".into() })?;
+        store.add_site(&NewSite {
+            name: "onprem".into(),
+            kind: SiteKind::OnPremises,
+            plugin: "lab-hypervisor".into(),
+        })?;
+        store.add_site(&NewSite {
+            name: "cloud".into(),
+            kind: SiteKind::Cloud,
+            plugin: "lab-cloud".into(),
+        })?;
         let inventory = lab.orchestrator.discover("onprem")?;
         let host = inventory
             .hosts
@@ -187,15 +200,22 @@ impl DemoLab {
 
         // Protect: record the VM, the NIC as the guest has it, and the
         // cloud's managed disks made for its replica.
-        let items = lab.orchestrator.protect(GROUP, "onprem", std::slice::from_ref(&added.id))?;
+        let items = lab
+            .orchestrator
+            .protect(GROUP, "onprem", std::slice::from_ref(&added.id))?;
         items.first().context("protect recorded no item")?;
         record_guest_nics(&lab.orchestrator, &lab.guest)?;
         let mut replica_disks = Vec::new();
         for (i, size) in [OS_DISK, DATA_DISK].into_iter().enumerate() {
-            let name = if i == 0 { format!("{VM}-os") } else { format!("{VM}-data{}", i - 1) };
+            let name = if i == 0 {
+                format!("{VM}-os")
+            } else {
+                format!("{VM}-data{}", i - 1)
+            };
             replica_disks.push(lab.cloud.add_disk(&name, size)?.id);
         }
-        lab.orchestrator.set_replica_disks(VM, "cloud", &replica_disks)?;
+        lab.orchestrator
+            .set_replica_disks(VM, "cloud", &replica_disks)?;
         Ok(lab)
     }
 
@@ -223,7 +243,6 @@ impl DemoLab {
         })
     }
 
-
     /// The store.
     pub fn store(&self) -> &Arc<Store> {
         self.orchestrator.store()
@@ -242,7 +261,8 @@ impl DemoLab {
             .with_context(|| format!("listing {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension().is_some_and(|e| e == "vmdk") && !p.to_string_lossy().ends_with("-flat.vmdk")
+                p.extension().is_some_and(|e| e == "vmdk")
+                    && !p.to_string_lossy().ends_with("-flat.vmdk")
             })
             .collect();
         disks.sort();
@@ -313,7 +333,10 @@ pub trait CycleLab {
 
 /// Runs one stage of the cycle on `lab` to its end; returns the jobs it ran
 /// (the stage's own and their children), each finished.
-pub async fn run_stage<L: CycleLab + Sync + ?Sized>(lab: &L, stage: Stage) -> anyhow::Result<Vec<JobRecord>> {
+pub async fn run_stage<L: CycleLab + Sync + ?Sized>(
+    lab: &L,
+    stage: Stage,
+) -> anyhow::Result<Vec<JobRecord>> {
     let o = lab.orchestrator();
     let job = match stage {
         Stage::Protect => o.reprotect(&ReprotectParams {
@@ -380,7 +403,11 @@ pub async fn run_stage<L: CycleLab + Sync + ?Sized>(lab: &L, stage: Stage) -> an
 /// Jobs a job started (a plan's per-VM jobs, a commit's reprotects),
 /// oldest first, with theirs.
 fn children(store: &Store, parent: i64) -> anyhow::Result<Vec<JobRecord>> {
-    let all = store.jobs(&JobFilter { state: None, kind: None, limit: None })?;
+    let all = store.jobs(&JobFilter {
+        state: None,
+        kind: None,
+        limit: None,
+    })?;
     let mut out = Vec::new();
     for job in all.iter().rev() {
         let by_commit = job.params.get("account").and_then(|v| v.as_str())
@@ -429,7 +456,10 @@ pub fn record_guest_nics(orchestrator: &Orchestrator, guest: &DemoGuest) -> anyh
 
 /// The embedded lab adapters for `site` and `cloud`, the file-system
 /// handlers (allowed to write: failback fixes the guest) and the guest steps.
-pub fn lab_plugins(site: &LabSite, cloud: &LabCloud) -> anyhow::Result<(Runtime, Vec<LoadedPlugin>)> {
+pub fn lab_plugins(
+    site: &LabSite,
+    cloud: &LabCloud,
+) -> anyhow::Result<(Runtime, Vec<LoadedPlugin>)> {
     let runtime = plugin_runtime()?;
     let secret = cloud
         .secret(lab_cloud::CONTRIBUTOR)
@@ -472,7 +502,10 @@ pub fn guest_plugins(runtime: &Runtime) -> anyhow::Result<Vec<LoadedPlugin>> {
         embedded::STATIC_IP_RESET,
     ] {
         let settings = PluginSettings {
-            grants: Grants { disk_write: true, ..Grants::default() },
+            grants: Grants {
+                disk_write: true,
+                ..Grants::default()
+            },
             ..PluginSettings::default()
         };
         plugins.push(runtime.load(p.wasm, &format!("embedded:{}", p.id), settings)?);
@@ -482,7 +515,11 @@ pub fn guest_plugins(runtime: &Runtime) -> anyhow::Result<Vec<LoadedPlugin>> {
 
 /// Writes `len` bytes of a pattern keyed by `seed` at the start of `device`
 /// (data the checks can tell apart from zeros and from other seeds).
-pub fn write_pattern(device: &dyn crate::disk::BlockDevice, len: usize, seed: u64) -> std::io::Result<()> {
+pub fn write_pattern(
+    device: &dyn crate::disk::BlockDevice,
+    len: usize,
+    seed: u64,
+) -> std::io::Result<()> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut chunk = vec![0u8; 1 << 20];
     let mut offset = 0u64;
@@ -505,22 +542,40 @@ pub fn write_pattern(device: &dyn crate::disk::BlockDevice, len: usize, seed: u6
 pub fn print_jobs(out: &mut dyn Write, jobs: &[JobRecord]) -> std::io::Result<u64> {
     let mut total = 0;
     for job in jobs {
-        writeln!(out, "  job {} {} — {}", job.id, job.summary, job.state.as_str())?;
+        writeln!(
+            out,
+            "  job {} {} — {}",
+            job.id,
+            job.summary,
+            job.state.as_str()
+        )?;
         for step in &job.steps {
             let ms = match (step.started_at, step.finished_at) {
                 (Some(a), Some(b)) => b.saturating_sub(a),
                 _ => 0,
             };
-            let bytes = step.output.get("bytes_sent").and_then(|v| v.as_u64()).filter(|_| step.name.starts_with("sync-disk"));
+            let bytes = step
+                .output
+                .get("bytes_sent")
+                .and_then(|v| v.as_u64())
+                .filter(|_| step.name.starts_with("sync-disk"));
             let moved: u64 = step
                 .output
                 .get("moved")
                 .and_then(|m| m.as_array())
-                .map(|a| a.iter().filter_map(|m| m.get("bytes_sent").and_then(|v| v.as_u64())).sum())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.get("bytes_sent").and_then(|v| v.as_u64()))
+                        .sum()
+                })
                 .unwrap_or(0);
             let bytes = bytes.unwrap_or(0) + moved;
             total += bytes;
-            let moved_text = if bytes > 0 { format!(", {} moved", human_bytes(bytes)) } else { String::new() };
+            let moved_text = if bytes > 0 {
+                format!(", {} moved", human_bytes(bytes))
+            } else {
+                String::new()
+            };
             writeln!(out, "    {:<22} {:>8} ms{moved_text}", step.name, ms)?;
         }
         if let Some(e) = &job.error {

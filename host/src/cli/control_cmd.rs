@@ -887,7 +887,8 @@ impl RpoCols {
 
 fn print_items(items: &[Item], rpos: &[RpoCols], out: &mut dyn Write) -> std::io::Result<()> {
     let mut table = Table::new(&[
-        "NAME", "GROUP", "STATE", "SOURCE", "REPLICA", "DISKS", "NICS", "RPO", "ALERT", "UPDATED", "DETAIL",
+        "NAME", "GROUP", "STATE", "SOURCE", "REPLICA", "DISKS", "NICS", "RPO", "ALERT", "UPDATED",
+        "DETAIL",
     ]);
     for (n, i) in items.iter().enumerate() {
         let (rpo, alert) = match rpos.get(n) {

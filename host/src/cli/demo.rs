@@ -69,7 +69,11 @@ pub fn run(out: &mut dyn Write) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         moved as f64 / f64::from(1u32 << 20)
     )?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The end state: the cloud's data is on premises, the guest has its
@@ -80,11 +84,17 @@ fn check(lab: &DemoLab, out: &mut dyn Write) -> anyhow::Result<bool> {
     let os = disks.first().context("web01 has no disk on premises")?;
     let data = lab.read_guest_file(os, guest::APP_DATA)?;
     let data_ok = data == demo::CLOUD_DATA;
-    writeln!(out, "  {} on premises holds the data written in the cloud: {}", guest::APP_DATA, yes(data_ok))?;
+    writeln!(
+        out,
+        "  {} on premises holds the data written in the cloud: {}",
+        guest::APP_DATA,
+        yes(data_ok)
+    )?;
     let ifcfg = lab.read_guest_file(os, guest::IFCFG)?;
     let ifcfg = String::from_utf8_lossy(&ifcfg);
     let address = lab.guest.address.0.to_string();
-    let static_ip = ifcfg.contains(&format!("IPADDR={address}")) && ifcfg.contains("NM_CONTROLLED=yes");
+    let static_ip =
+        ifcfg.contains(&format!("IPADDR={address}")) && ifcfg.contains("NM_CONTROLLED=yes");
     writeln!(
         out,
         "  eth0 static again ({address}) and under NetworkManager ({}): {}",
@@ -94,7 +104,12 @@ fn check(lab: &DemoLab, out: &mut dyn Write) -> anyhow::Result<bool> {
     let onprem = fingerprint(disks.get(1).context("web01 has no data disk")?)?;
     let cloud = fingerprint(lab.cloud_disk(&format!("{}-data0", demo::VM)))?;
     let equal = onprem == cloud;
-    writeln!(out, "  data disk equal on both sides (BLAKE3 {}…): {}", &onprem[..16], yes(equal))?;
+    writeln!(
+        out,
+        "  data disk equal on both sides (BLAKE3 {}…): {}",
+        &onprem[..16],
+        yes(equal)
+    )?;
     Ok(data_ok && static_ip && equal)
 }
 

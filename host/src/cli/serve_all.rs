@@ -109,10 +109,14 @@ pub fn run(
 /// a note saying so.
 fn plugin_set_record(path: &Path) -> anyhow::Result<String> {
     use crate::config::SecretSource;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let parsed = crate::cli::plugin_set::parse_file(path)?;
     let inline = parsed.set.iter().flat_map(|set| &set.plugins).any(|entry| {
-        entry.secrets.values().any(|s| matches!(s, SecretSource::Inline(_)))
+        entry
+            .secrets
+            .values()
+            .any(|s| matches!(s, SecretSource::Inline(_)))
     });
     Ok(if inline {
         format!(

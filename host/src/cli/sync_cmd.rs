@@ -240,9 +240,8 @@ pub fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
                     },
                 });
                 let mut server = server;
-                let journals = crate::sync::point_target::PointJournalService::new(
-                    args.target_root.clone(),
-                );
+                let journals =
+                    crate::sync::point_target::PointJournalService::new(args.target_root.clone());
                 server
                     .add_service(
                         MasterTargetServer::new(service)

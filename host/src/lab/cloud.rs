@@ -285,7 +285,11 @@ impl LabCloud {
             }
         }
         let mut cloud = self.cloud.clone();
-        if let Some(vnet) = cloud.virtual_networks.iter_mut().find(|v| v.name.eq_ignore_ascii_case(VNET)) {
+        if let Some(vnet) = cloud
+            .virtual_networks
+            .iter_mut()
+            .find(|v| v.name.eq_ignore_ascii_case(VNET))
+        {
             vnet.subnets.push(Subnet {
                 name: name.to_string(),
                 address_prefix: address_prefix.to_string(),

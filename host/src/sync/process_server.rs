@@ -5,9 +5,9 @@
 //! Limits are the process server's: a bandwidth cap shared by all its syncs
 //! (on top of each sync's own), and how many disks sync at once.
 
+use super::endpoint::DiskEndpoint;
 use super::proto::process_server_server::ProcessServer;
 use super::proto::{Mode, SyncEvent, SyncRequest, SyncSummary, sync_event};
-use super::endpoint::DiskEndpoint;
 use super::source::{self, RetryPolicy, SyncSpec};
 use super::throttle::Pacer;
 use super::transport::Security;

@@ -42,7 +42,9 @@ impl From<&BlobEndpoint> for BlobTarget {
             url: blob.url.clone(),
             credential: match &blob.credential {
                 BlobCredential::None => None,
-                BlobCredential::SasToken(token) => Some(blob_target::Credential::SasToken(token.clone())),
+                BlobCredential::SasToken(token) => {
+                    Some(blob_target::Credential::SasToken(token.clone()))
+                }
                 BlobCredential::SharedKey((account, key)) => {
                     Some(blob_target::Credential::SharedKey(SharedKey {
                         account: account.clone(),
@@ -61,7 +63,9 @@ impl From<BlobTarget> for BlobEndpoint {
             credential: match target.credential {
                 None => BlobCredential::None,
                 Some(blob_target::Credential::SasToken(token)) => BlobCredential::SasToken(token),
-                Some(blob_target::Credential::SharedKey(k)) => BlobCredential::SharedKey((k.account, k.key)),
+                Some(blob_target::Credential::SharedKey(k)) => {
+                    BlobCredential::SharedKey((k.account, k.key))
+                }
             },
         }
     }
@@ -165,7 +169,11 @@ impl From<&journal::JournalOptions> for JournalRetention {
     fn from(o: &journal::JournalOptions) -> Self {
         JournalRetention {
             // 0 stands for "no cap" on the wire.
-            max_bytes: if o.max_bytes == u64::MAX { 0 } else { o.max_bytes.max(1) },
+            max_bytes: if o.max_bytes == u64::MAX {
+                0
+            } else {
+                o.max_bytes.max(1)
+            },
             keep_all_for_ms: millis(o.retention.keep_all_for),
             then_one_per_ms: millis(o.retention.then_one_per),
             max_age_ms: millis(o.retention.max_age),
@@ -180,7 +188,11 @@ impl From<&journal::JournalOptions> for JournalRetention {
 impl From<&JournalRetention> for journal::JournalOptions {
     fn from(r: &JournalRetention) -> Self {
         journal::JournalOptions {
-            max_bytes: if r.max_bytes == 0 { u64::MAX } else { r.max_bytes },
+            max_bytes: if r.max_bytes == 0 {
+                u64::MAX
+            } else {
+                r.max_bytes
+            },
             retention: journal::Retention {
                 keep_all_for: Duration::from_millis(r.keep_all_for_ms),
                 then_one_per: Duration::from_millis(r.then_one_per_ms),

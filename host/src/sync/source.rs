@@ -10,13 +10,13 @@
 use super::checkpoint::bit;
 use super::codec::Encoder;
 use super::digest::{self, Fast, ZeroLeaves};
+use super::endpoint::DiskEndpoint;
 use super::error::SyncError;
 use super::progress::Counters;
 use super::proto::master_target_client::MasterTargetClient;
-use super::endpoint::DiskEndpoint;
 use super::proto::{
-    BlobTarget, BlockMessage, Compression, Encoding, FinishRequest, Mode, OpenRequest, Progress, SessionRef,
-    transfer_event,
+    BlobTarget, BlockMessage, Compression, Encoding, FinishRequest, Mode, OpenRequest, Progress,
+    SessionRef, transfer_event,
 };
 use super::scan::BlockReader;
 use super::throttle::Pacer;

@@ -19,11 +19,12 @@
 use super::checkpoint::{self, Checkpoint, Identity};
 use super::codec;
 use super::digest::{self, Fast, ZeroLeaves};
-use super::proto::master_target_server::MasterTarget;
 use super::endpoint::DiskEndpoint;
+use super::proto::master_target_server::MasterTarget;
 use super::proto::{
-    BlobTarget, BlockMessage, Compression, DigestChunk, Durable, Encoding, FinishReply, FinishRequest, Mode,
-    OpenReply, OpenRequest, Rejected, SessionRef, TransferEvent, transfer_event,
+    BlobTarget, BlockMessage, Compression, DigestChunk, Durable, Encoding, FinishReply,
+    FinishRequest, Mode, OpenReply, OpenRequest, Rejected, SessionRef, TransferEvent,
+    transfer_event,
 };
 use super::scan::BlockReader;
 use super::{PROTOCOL_VERSION, SESSION_HEADER, block_len, check_block_size};

@@ -25,14 +25,21 @@ fn failed_over(store: &Store, p: &CommitParams) -> Result<Vec<Item>, StepError> 
     let plan = store.plan(&p.plan).map_err(store_error)?;
     let mut items = Vec::new();
     for entry in &plan.entries {
-        let PlanEntry::Group { name } = entry else { continue };
+        let PlanEntry::Group { name } = entry else {
+            continue;
+        };
         let group = store.group(name).map_err(store_error)?;
         if group.direction != p.direction {
             continue;
         }
         for item in store.items(Some(name)).map_err(store_error)? {
             let on = store.site(&item.source.site).map_err(store_error)?.kind;
-            if on == target_kind(p.direction) && matches!(item.state, ItemState::FailedOver | ItemState::Committed | ItemState::Protected) {
+            if on == target_kind(p.direction)
+                && matches!(
+                    item.state,
+                    ItemState::FailedOver | ItemState::Committed | ItemState::Protected
+                )
+            {
                 items.push(item);
             }
         }
@@ -103,12 +110,21 @@ impl Workflow for Commit {
 
 impl Commit {
     /// Submits the item's reprotect the other way (once) and waits for it.
-    fn reprotect(&self, ctx: &StepContext, p: &CommitParams, name: &str) -> Result<serde_json::Value, StepError> {
+    fn reprotect(
+        &self,
+        ctx: &StepContext,
+        p: &CommitParams,
+        name: &str,
+    ) -> Result<serde_json::Value, StepError> {
         let scheduler = self.0.scheduler()?;
         let store = &self.0.store;
         let tag = format!("commit-job-{}", ctx.job_id());
         let existing = store
-            .jobs(&JobFilter { state: None, kind: Some(REPROTECT.to_string()), limit: None })
+            .jobs(&JobFilter {
+                state: None,
+                kind: Some(REPROTECT.to_string()),
+                limit: None,
+            })
             .map_err(store_error)?
             .into_iter()
             .find(|j| {
@@ -138,7 +154,10 @@ impl Commit {
                     .map_err(|e| StepError::Failed(format!("reprotect of {name}: {e}")))?
             }
         };
-        ctx.log(&format!("reprotecting {name} {} (job {id})", direction_words(reverse(p.direction))));
+        ctx.log(&format!(
+            "reprotecting {name} {} (job {id})",
+            direction_words(reverse(p.direction))
+        ));
         let job = ctx
             .runtime()
             .block_on(scheduler.wait(id))
@@ -169,16 +188,27 @@ impl Commit {
                 replica.vm_id
             )));
         }
-        let mut adapter = self.0.env.adapter(&site).map_err(common::orchestrator_error)?;
+        let mut adapter = self
+            .0
+            .env
+            .adapter(&site)
+            .map_err(common::orchestrator_error)?;
         let deleted = match site.kind {
             SiteKind::Cloud => adapter.cloud_delete_vm(&replica.vm_id),
             SiteKind::OnPremises => adapter.hypervisor_delete_vm(&replica.vm_id),
         };
         match deleted {
-            Ok(()) | Err(PluginError::Failed { failure: Failure::NotFound(_), .. }) => {}
+            Ok(())
+            | Err(PluginError::Failed {
+                failure: Failure::NotFound(_),
+                ..
+            }) => {}
             Err(e) => return Err(plugin_error(e)),
         }
-        ctx.log(&format!("deleted the stopped VM {} on {} (its disks are kept)", replica.vm_id, site.name));
+        ctx.log(&format!(
+            "deleted the stopped VM {} on {} (its disks are kept)",
+            replica.vm_id, site.name
+        ));
         if let Some(r) = item.replica.as_mut() {
             r.vm_id.clear();
         }

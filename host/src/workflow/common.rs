@@ -163,9 +163,10 @@ pub fn source_endpoint(
             let vm = adapter
                 .hypervisor_get_vm(&item.source.vm_id)
                 .map_err(plugin_error)?;
-            let disk = vm.disks.iter().find(|d| d.id == disk_id).ok_or_else(|| {
-                StepError::Failed(format!("VM {} has no disk {disk_id}", vm.id))
-            })?;
+            let disk =
+                vm.disks.iter().find(|d| d.id == disk_id).ok_or_else(|| {
+                    StepError::Failed(format!("VM {} has no disk {disk_id}", vm.id))
+                })?;
             super::disks::endpoint(disk, &site_mounts(store, &site.name)?)
         }
     }
@@ -203,7 +204,10 @@ pub fn replica_endpoints(
     access: crate::plugin::adapter::Access,
 ) -> Result<Vec<DiskEndpoint>, StepError> {
     let replica = item.replica.as_ref().ok_or_else(|| {
-        StepError::Failed(format!("item `{}` has no replica: reprotect it first", item.name))
+        StepError::Failed(format!(
+            "item `{}` has no replica: reprotect it first",
+            item.name
+        ))
     })?;
     item.disks
         .iter()
@@ -230,7 +234,11 @@ pub fn datastore_id(
         .find(|d| d.id == named || d.name == named)
         .map(|d| d.id.clone())
         .ok_or_else(|| {
-            let known: Vec<&str> = inventory.datastores.iter().map(|d| d.name.as_str()).collect();
+            let known: Vec<&str> = inventory
+                .datastores
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
             StepError::Failed(format!(
                 "the site has no datastore `{named}`; it has: {}",
                 known.join(", ")

@@ -17,12 +17,17 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// whose state changed.
 pub fn check(store: &Store, interval: Duration) -> Result<Vec<String>, crate::store::StoreError> {
     let now = now_ms();
-    let stale_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).saturating_mul(u64::from(STALE_AFTER));
+    let stale_ms = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(u64::from(STALE_AFTER));
     let mut changed = Vec::new();
     for c in store.components(None)? {
         // A registration still being checked, or one that failed, is not
         // the monitor's to change.
-        if matches!(c.state, ComponentState::Registering | ComponentState::Failed) {
+        if matches!(
+            c.state,
+            ComponentState::Registering | ComponentState::Failed
+        ) {
             continue;
         }
         let last = if c.address == "local" {
@@ -37,7 +42,9 @@ pub fn check(store: &Store, interval: Duration) -> Result<Vec<String>, crate::st
                 ComponentState::Unreachable,
                 format!("no heartbeat for {} s", now.saturating_sub(last) / 1000),
             )),
-            (ComponentState::Unreachable, false) => Some((ComponentState::Registered, "heartbeat again".to_string())),
+            (ComponentState::Unreachable, false) => {
+                Some((ComponentState::Registered, "heartbeat again".to_string()))
+            }
             _ => None,
         };
         if let Some((state, detail)) = next {

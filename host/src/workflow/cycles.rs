@@ -77,17 +77,25 @@ pub(crate) struct Due {
 }
 
 /// The cycles due at `now_ms`; updates `tracks` for those it returns.
-fn due(store: &Store, tracks: &mut HashMap<String, Track>, now_ms: u64) -> Result<Vec<Due>, StoreError> {
+fn due(
+    store: &Store,
+    tracks: &mut HashMap<String, Track>,
+    now_ms: u64,
+) -> Result<Vec<Due>, StoreError> {
     let active = active_keys(store)?;
     let mut out = Vec::new();
     for group in store.groups()? {
-        let Some(interval) = group.settings.cycle_interval_secs else { continue };
+        let Some(interval) = group.settings.cycle_interval_secs else {
+            continue;
+        };
         if group.direction != Direction::ToOnPremises {
             continue;
         }
         let mut items = Vec::new();
         for item in store.items(Some(&group.name))? {
-            if item.state != ItemState::Protected || item.disks.iter().any(|d| d.replica_path.is_none()) {
+            if item.state != ItemState::Protected
+                || item.disks.iter().any(|d| d.replica_path.is_none())
+            {
                 continue;
             }
             if store.site(&item.source.site)?.kind == SiteKind::Cloud {
@@ -100,13 +108,26 @@ fn due(store: &Store, tracks: &mut HashMap<String, Track>, now_ms: u64) -> Resul
             } else {
                 vec![(
                     format!("group:{}", group.name),
-                    ReplicateParams { item: None, group: Some(group.name.clone()), app_consistent: false },
+                    ReplicateParams {
+                        item: None,
+                        group: Some(group.name.clone()),
+                        app_consistent: false,
+                    },
                 )]
             }
         } else {
             items
                 .into_iter()
-                .map(|i| (format!("item:{i}"), ReplicateParams { item: Some(i), group: None, app_consistent: false }))
+                .map(|i| {
+                    (
+                        format!("item:{i}"),
+                        ReplicateParams {
+                            item: Some(i),
+                            group: None,
+                            app_consistent: false,
+                        },
+                    )
+                })
                 .collect()
         };
         for (key, mut params) in keys {
@@ -137,7 +158,11 @@ fn due(store: &Store, tracks: &mut HashMap<String, Track>, now_ms: u64) -> Resul
 fn active_keys(store: &Store) -> Result<Vec<String>, StoreError> {
     let mut keys = Vec::new();
     for state in [JobState::Queued, JobState::Running] {
-        let jobs = store.jobs(&JobFilter { state: Some(state), kind: Some(KIND.to_string()), limit: None })?;
+        let jobs = store.jobs(&JobFilter {
+            state: Some(state),
+            kind: Some(KIND.to_string()),
+            limit: None,
+        })?;
         for job in jobs {
             if let Some(item) = job.params.get("item").and_then(|v| v.as_str()) {
                 keys.push(format!("item:{item}"));

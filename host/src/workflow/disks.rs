@@ -147,7 +147,10 @@ pub fn sync_disk(
 pub fn fingerprint(disk: impl Into<DiskEndpoint>) -> Result<String, StepError> {
     let disk = disk.into();
     let device = disk.open(false, None).map_err(|e| {
-        StepError::Failed(format!("cannot open {} to fingerprint it: {e}", disk.address()))
+        StepError::Failed(format!(
+            "cannot open {} to fingerprint it: {e}",
+            disk.address()
+        ))
     })?;
     fingerprint_device(device.as_ref())
         .map_err(|e| StepError::Failed(format!("reading {}: {e}", disk.address())))

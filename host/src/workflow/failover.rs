@@ -15,6 +15,7 @@
 //! on-premises: NetworkManager restore and static IP reset, S16–S17),
 //! `power-on`, `record` (the item swaps sides; split-brain generations).
 
+use super::FailoverParams;
 use super::common::{
     self, output, params, plugin_error, replica_endpoints, reverse, source_endpoint, store_error,
     target_kind, to_output,
@@ -22,7 +23,6 @@ use super::common::{
 use super::disks::{self, Moved};
 use super::reprotect::job_tag;
 use super::{PointChoice, Shared, TestFailoverParams, direction_words, nic_config, split_brain};
-use super::FailoverParams;
 use crate::disk::BlockDevice;
 use crate::filesystem::AssembledGuest;
 use crate::jobs::{PreparedJob, StepContext, StepError, Workflow};
@@ -30,8 +30,8 @@ use crate::plugin::adapter::{Access, CloudVmSpec, HypervisorVmSpec, PowerState};
 use crate::plugin::instance::StepContext as GuestContext;
 use crate::plugin::{Failure, PluginError};
 use crate::store::{
-    Direction, Item, ItemState, JobFilter, JobState, NewPoint, PlanEntry, PointDisk,
-    PointKind, RecoveryPoint, Side, SiteKind, Store, VmRef,
+    Direction, Item, ItemState, JobFilter, JobState, NewPoint, PlanEntry, PointDisk, PointKind,
+    RecoveryPoint, Side, SiteKind, Store, VmRef,
 };
 use crate::sync::{DiskEndpoint, Mode};
 use serde::{Deserialize, Serialize};
@@ -51,7 +51,11 @@ pub(crate) struct FailoverItem(pub Arc<Shared>);
 pub(crate) struct TestFailover(pub Arc<Shared>);
 
 /// The plan's groups of `direction`, in plan order, with their items.
-fn plan_groups(store: &Store, plan: &str, direction: Direction) -> Result<Vec<(String, Vec<Item>)>, StepError> {
+fn plan_groups(
+    store: &Store,
+    plan: &str,
+    direction: Direction,
+) -> Result<Vec<(String, Vec<Item>)>, StepError> {
     let plan = store.plan(plan).map_err(store_error)?;
     let mut out = Vec::new();
     for entry in &plan.entries {
@@ -123,7 +127,10 @@ fn choose_points(
                 )));
             };
             for (item, points) in &per_item {
-                if let Some(p) = points.iter().find(|p| p.consistency_id.as_ref() == Some(&tag)) {
+                if let Some(p) = points
+                    .iter()
+                    .find(|p| p.consistency_id.as_ref() == Some(&tag))
+                {
                     chosen.insert(item.name.clone(), p.id);
                 }
             }
@@ -144,7 +151,11 @@ fn choose_points(
 }
 
 /// Every item must run on the other side and have a replica here.
-fn check_ready(groups: &[(String, Vec<Item>)], store: &Store, direction: Direction) -> Result<Vec<String>, StepError> {
+fn check_ready(
+    groups: &[(String, Vec<Item>)],
+    store: &Store,
+    direction: Direction,
+) -> Result<Vec<String>, StepError> {
     let mut names = Vec::new();
     for (_, items) in groups {
         for item in items {
@@ -220,13 +231,22 @@ fn run_children(
         return Err(StepError::Cancelled);
     }
     if !failed.is_empty() {
-        return Err(StepError::Failed(format!("{} VM(s) failed: {}", failed.len(), failed.join("; "))));
+        return Err(StepError::Failed(format!(
+            "{} VM(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        )));
     }
     Ok(serde_json::Value::Array(results))
 }
 
 /// Runs a plan's script entry; it must exit 0.
-fn run_script(ctx: &StepContext, command: &str, plan: &str, direction: Direction) -> Result<serde_json::Value, StepError> {
+fn run_script(
+    ctx: &StepContext,
+    command: &str,
+    plan: &str,
+    direction: Direction,
+) -> Result<serde_json::Value, StepError> {
     ctx.log(&format!("running script: {command}"));
     let out = std::process::Command::new("sh")
         .arg("-c")
@@ -272,7 +292,13 @@ fn entry_steps(store: &Store, plan: &str, direction: Direction) -> Result<Vec<St
 }
 
 /// Runs a `manual:N` or `script:N` step.
-fn run_entry(store: &Store, ctx: &StepContext, plan: &str, direction: Direction, index: &str) -> Result<serde_json::Value, StepError> {
+fn run_entry(
+    store: &Store,
+    ctx: &StepContext,
+    plan: &str,
+    direction: Direction,
+    index: &str,
+) -> Result<serde_json::Value, StepError> {
     let plan_record = store.plan(plan).map_err(store_error)?;
     let entry = index
         .parse::<usize>()
@@ -285,7 +311,9 @@ fn run_entry(store: &Store, ctx: &StepContext, plan: &str, direction: Direction,
             Ok(serde_json::json!({ "manual": text }))
         }
         PlanEntry::Script { command } => run_script(ctx, command, plan, direction),
-        PlanEntry::Group { name } => Err(StepError::Failed(format!("entry {index} is group {name}"))),
+        PlanEntry::Group { name } => {
+            Err(StepError::Failed(format!("entry {index} is group {name}")))
+        }
     }
 }
 
@@ -325,7 +353,11 @@ impl Workflow for Failover {
         if step == "confirm" {
             let groups = plan_groups(store, &p.plan, p.direction)?;
             let names = check_ready(&groups, store, p.direction)?;
-            ctx.log(&format!("failing over {} VM(s) {}", names.len(), direction_words(p.direction)));
+            ctx.log(&format!(
+                "failing over {} VM(s) {}",
+                names.len(),
+                direction_words(p.direction)
+            ));
             return to_output(&names);
         }
         if step == "choose-points" {
@@ -359,7 +391,10 @@ impl Workflow for Failover {
                 .collect();
             return run_children(&self.0, ctx, ITEM_KIND, children);
         }
-        if let Some(index) = step.strip_prefix("manual:").or_else(|| step.strip_prefix("script:")) {
+        if let Some(index) = step
+            .strip_prefix("manual:")
+            .or_else(|| step.strip_prefix("script:"))
+        {
             return run_entry(store, ctx, &p.plan, p.direction, index);
         }
         Err(StepError::Failed(format!("failover has no step `{step}`")))
@@ -399,8 +434,17 @@ impl Workflow for FailoverItem {
         // The group's process server reads the source for the final sync;
         // on premises its master target writes and fixes the disks.
         let item = self.0.store.item(&p.item).map_err(store_error)?;
-        let settings = self.0.store.group(&item.group).map(|g| g.settings).unwrap_or_default();
-        let mut resources: Vec<String> = settings.process_server.iter().map(|ps| format!("ps:{ps}")).collect();
+        let settings = self
+            .0
+            .store
+            .group(&item.group)
+            .map(|g| g.settings)
+            .unwrap_or_default();
+        let mut resources: Vec<String> = settings
+            .process_server
+            .iter()
+            .map(|ps| format!("ps:{ps}"))
+            .collect();
         if p.direction == Direction::ToOnPremises {
             resources.extend(settings.master_target.iter().map(|mt| format!("mt:{mt}")));
         }
@@ -428,7 +472,9 @@ impl Workflow for FailoverItem {
             ),
             "power-on" => self.power_on(ctx, &p, &item),
             "record" => self.record(ctx, &p, item),
-            other => Err(StepError::Failed(format!("failover-item has no step `{other}`"))),
+            other => Err(StepError::Failed(format!(
+                "failover-item has no step `{other}`"
+            ))),
         }
     }
 }
@@ -442,8 +488,13 @@ fn replica_macs(shared: &Shared, item: &Item) -> Result<Vec<String>, StepError> 
     if site.kind != SiteKind::OnPremises || replica.vm_id.is_empty() {
         return Ok(Vec::new());
     }
-    let mut hypervisor = shared.env.adapter(&site).map_err(common::orchestrator_error)?;
-    let vm = hypervisor.hypervisor_get_vm(&replica.vm_id).map_err(plugin_error)?;
+    let mut hypervisor = shared
+        .env
+        .adapter(&site)
+        .map_err(common::orchestrator_error)?;
+    let vm = hypervisor
+        .hypervisor_get_vm(&replica.vm_id)
+        .map_err(plugin_error)?;
     Ok(vm.nics.into_iter().map(|n| n.mac).collect())
 }
 
@@ -458,9 +509,12 @@ fn guest_steps(
 ) -> Result<serde_json::Value, StepError> {
     let mut devices: Vec<(String, Arc<dyn BlockDevice>)> = Vec::new();
     for path in paths {
-        let device = path
-            .open(true, None)
-            .map_err(|e| StepError::Failed(format!("opening {} for the guest steps: {e}", path.address())))?;
+        let device = path.open(true, None).map_err(|e| {
+            StepError::Failed(format!(
+                "opening {} for the guest steps: {e}",
+                path.address()
+            ))
+        })?;
         devices.push((path.address(), Arc::from(device)));
     }
     let guest = AssembledGuest::assemble(shared.env.fs_handlers(), &devices, true)
@@ -479,22 +533,33 @@ fn guest_steps(
         mac_map,
     };
     let report = crate::guest_steps::run(shared.env.guest_steps(), &guest, &context, true);
-    let closed = Arc::into_inner(guest)
-        .map(|g| g.close())
-        .unwrap_or(Ok(()));
-    let report = report.map_err(|e| StepError::Failed(format!("guest steps on `{}`: {e}", item.name)))?;
+    let closed = Arc::into_inner(guest).map(|g| g.close()).unwrap_or(Ok(()));
+    let report =
+        report.map_err(|e| StepError::Failed(format!("guest steps on `{}`: {e}", item.name)))?;
     closed.map_err(|e| StepError::Failed(format!("closing the guest of `{}`: {e}", item.name)))?;
     let mut steps = Vec::new();
     for step in &report.steps {
-        ctx.log(&format!("{}: {} ({} change(s))", step.step, step.summary, step.changes.len()));
+        ctx.log(&format!(
+            "{}: {} ({} change(s))",
+            step.step,
+            step.summary,
+            step.changes.len()
+        ));
         for change in &step.changes {
-            ctx.log(&format!("  {} {}: {}", step.step, change.change.path, change.reason));
+            ctx.log(&format!(
+                "  {} {}: {}",
+                step.step, change.change.path, change.reason
+            ));
         }
         steps.push(serde_json::json!({
             "step": step.step, "summary": step.summary, "changes": step.changes.len(),
         }));
     }
-    let manual: Vec<String> = report.manual_steps().iter().map(|(s, t)| format!("{s}: {t}")).collect();
+    let manual: Vec<String> = report
+        .manual_steps()
+        .iter()
+        .map(|(s, t)| format!("{s}: {t}"))
+        .collect();
     for m in &manual {
         ctx.log(&format!("manual step: {m}"));
     }
@@ -502,16 +567,28 @@ fn guest_steps(
 }
 
 impl FailoverItem {
-    fn shutdown_source(&self, ctx: &StepContext, p: &ItemParams, item: &Item) -> Result<serde_json::Value, StepError> {
+    fn shutdown_source(
+        &self,
+        ctx: &StepContext,
+        p: &ItemParams,
+        item: &Item,
+    ) -> Result<serde_json::Value, StepError> {
         let site = self.0.store.site(&item.source.site).map_err(store_error)?;
-        let result = self.0.env.adapter(&site).map_err(common::orchestrator_error).and_then(|mut adapter| {
-            match site.kind {
-                SiteKind::Cloud => adapter.cloud_power_off(&item.source.vm_id, true),
-                SiteKind::OnPremises => adapter.hypervisor_set_power(&item.source.vm_id, PowerState::PoweredOff),
-            }
-            .or_else(already_done)
-            .map_err(plugin_error)
-        });
+        let result = self
+            .0
+            .env
+            .adapter(&site)
+            .map_err(common::orchestrator_error)
+            .and_then(|mut adapter| {
+                match site.kind {
+                    SiteKind::Cloud => adapter.cloud_power_off(&item.source.vm_id, true),
+                    SiteKind::OnPremises => {
+                        adapter.hypervisor_set_power(&item.source.vm_id, PowerState::PoweredOff)
+                    }
+                }
+                .or_else(already_done)
+                .map_err(plugin_error)
+            });
         match result {
             Ok(()) => {
                 ctx.log(&format!("{} is shut down on {}", item.name, site.name));
@@ -519,14 +596,21 @@ impl FailoverItem {
             }
             // Unplanned: the source may be gone with its site.
             Err(e) if !p.planned => {
-                ctx.log(&format!("the source could not be shut down ({e}); going on (unplanned failover)"));
+                ctx.log(&format!(
+                    "the source could not be shut down ({e}); going on (unplanned failover)"
+                ));
                 Ok(serde_json::json!({ "shut_down": false, "reason": e.to_string() }))
             }
             Err(e) => Err(e),
         }
     }
 
-    fn final_sync(&self, ctx: &StepContext, p: &ItemParams, item: &Item) -> Result<serde_json::Value, StepError> {
+    fn final_sync(
+        &self,
+        ctx: &StepContext,
+        p: &ItemParams,
+        item: &Item,
+    ) -> Result<serde_json::Value, StepError> {
         let targets = replica_endpoints(&self.0, item, Access::ReadWrite)?;
         let mut point_disks = Vec::new();
         let mut moved_all = Vec::new();
@@ -547,13 +631,17 @@ impl FailoverItem {
             });
             moved_all.push(moved);
         }
-        let tag = p.parent.map_or_else(|| job_tag(ctx), |parent| format!("job-{parent}"));
+        let tag = p
+            .parent
+            .map_or_else(|| job_tag(ctx), |parent| format!("job-{parent}"));
         let store = &self.0.store;
         let existing = store
             .points(item.id)
             .map_err(store_error)?
             .into_iter()
-            .find(|pt| pt.consistency_id.as_deref() == Some(tag.as_str()) && pt.direction == p.direction);
+            .find(|pt| {
+                pt.consistency_id.as_deref() == Some(tag.as_str()) && pt.direction == p.direction
+            });
         let point = match existing {
             Some(point) => point,
             None => store
@@ -571,13 +659,20 @@ impl FailoverItem {
         Ok(serde_json::json!({ "point": point.id, "moved": moved_all }))
     }
 
-    fn materialize(&self, ctx: &StepContext, p: &ItemParams, item: &Item) -> Result<serde_json::Value, StepError> {
+    fn materialize(
+        &self,
+        ctx: &StepContext,
+        p: &ItemParams,
+        item: &Item,
+    ) -> Result<serde_json::Value, StepError> {
         let store = &self.0.store;
         let chosen = match ctx.output_of("final-sync") {
             Some(out) => out.get("point").and_then(|v| v.as_i64()),
             None => p.point,
         }
-        .ok_or_else(|| StepError::Failed(format!("no recovery point was chosen for `{}`", item.name)))?;
+        .ok_or_else(|| {
+            StepError::Failed(format!("no recovery point was chosen for `{}`", item.name))
+        })?;
         let point = store.point(chosen).map_err(store_error)?;
         let newest = store
             .points(item.id)
@@ -595,7 +690,9 @@ impl FailoverItem {
         }
         let paths = replica_endpoints(&self.0, item, Access::Read)?;
         for (disk, path) in point.disks.iter().zip(&paths) {
-            let Some(expected) = &disk.digest else { continue };
+            let Some(expected) = &disk.digest else {
+                continue;
+            };
             ctx.check_cancelled()?;
             let now = disks::fingerprint(path)?;
             if &now != expected {
@@ -611,7 +708,10 @@ impl FailoverItem {
                 )));
             }
         }
-        ctx.log(&format!("the replica of {} holds recovery point {} (verified)", item.name, point.id));
+        ctx.log(&format!(
+            "the replica of {} holds recovery point {} (verified)",
+            item.name, point.id
+        ));
         Ok(serde_json::json!({ "point": point.id, "verified": point.disks.len() }))
     }
 
@@ -619,14 +719,21 @@ impl FailoverItem {
     /// store's points newer than it (now gone from the journal) are deleted.
     /// Refused for a point the journal does not hold (a replica with no
     /// journal holds only its newest point).
-    fn roll_back(&self, ctx: &StepContext, item: &Item, point: &RecoveryPoint) -> Result<usize, StepError> {
+    fn roll_back(
+        &self,
+        ctx: &StepContext,
+        item: &Item,
+        point: &RecoveryPoint,
+    ) -> Result<usize, StepError> {
         let paths = replica_endpoints(&self.0, item, Access::Read)?;
         let group = self.0.store.group(&item.group).map_err(store_error)?;
         let options = super::replicate::journal_options(&group.settings.journal);
         let mut rolled = 0;
         let mut seqs = Vec::new();
         for (disk, endpoint) in point.disks.iter().zip(&paths) {
-            let (Some(seq), Some(digest), Some(path)) = (disk.journal_seq, &disk.digest, endpoint.local_path()) else {
+            let (Some(seq), Some(digest), Some(path)) =
+                (disk.journal_seq, &disk.digest, endpoint.local_path())
+            else {
                 return Err(StepError::Failed(format!(
                     "recovery point {} of `{}` is not the newest one, which the replica holds, and the \
                      master target's journal does not hold disk {} of it: choose `latest`",
@@ -672,13 +779,22 @@ impl FailoverItem {
         Ok(rolled)
     }
 
-    fn power_on(&self, ctx: &StepContext, p: &ItemParams, item: &Item) -> Result<serde_json::Value, StepError> {
+    fn power_on(
+        &self,
+        ctx: &StepContext,
+        p: &ItemParams,
+        item: &Item,
+    ) -> Result<serde_json::Value, StepError> {
         let replica = item
             .replica
             .as_ref()
             .ok_or_else(|| StepError::Failed(format!("item `{}` has no replica", item.name)))?;
         let site = self.0.store.site(&replica.site).map_err(store_error)?;
-        let mut adapter = self.0.env.adapter(&site).map_err(common::orchestrator_error)?;
+        let mut adapter = self
+            .0
+            .env
+            .adapter(&site)
+            .map_err(common::orchestrator_error)?;
         let vm_id = match site.kind {
             SiteKind::OnPremises => {
                 adapter
@@ -688,7 +804,10 @@ impl FailoverItem {
                 replica.vm_id.clone()
             }
             SiteKind::Cloud if !replica.vm_id.is_empty() => {
-                adapter.cloud_start(&replica.vm_id).or_else(already_done).map_err(plugin_error)?;
+                adapter
+                    .cloud_start(&replica.vm_id)
+                    .or_else(already_done)
+                    .map_err(plugin_error)?;
                 replica.vm_id.clone()
             }
             SiteKind::Cloud => {
@@ -723,14 +842,25 @@ impl FailoverItem {
         Ok(serde_json::json!({ "vm_id": vm_id, "site": site.name }))
     }
 
-    fn record(&self, ctx: &StepContext, p: &ItemParams, mut item: Item) -> Result<serde_json::Value, StepError> {
+    fn record(
+        &self,
+        ctx: &StepContext,
+        p: &ItemParams,
+        mut item: Item,
+    ) -> Result<serde_json::Value, StepError> {
         let store = &self.0.store;
-        if item.state == ItemState::FailedOver && store.site(&item.source.site).map_err(store_error)?.kind == target_kind(p.direction) {
+        if item.state == ItemState::FailedOver
+            && store.site(&item.source.site).map_err(store_error)?.kind == target_kind(p.direction)
+        {
             // Recorded by an earlier run of this step.
             return Ok(serde_json::json!({ "recorded": true }));
         }
         let power: serde_json::Value = ctx.output_of("power-on").cloned().unwrap_or_default();
-        let vm_id = power.get("vm_id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let vm_id = power
+            .get("vm_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
         let old_side = side_of(p.direction, true);
         let new_side = side_of(p.direction, false);
         // What the old primary holds as it stops being primary (split-brain guard).
@@ -751,7 +881,11 @@ impl FailoverItem {
         });
         let old_source = std::mem::replace(
             &mut item.source,
-            VmRef { site: replica.site, vm_id, name: replica.name },
+            VmRef {
+                site: replica.site,
+                vm_id,
+                name: replica.name,
+            },
         );
         item.replica = Some(old_source);
         for (disk, old_path) in item.disks.iter_mut().zip(old_paths) {
@@ -760,7 +894,11 @@ impl FailoverItem {
             disk.replica_path = old_path.map(|p| p.address());
         }
         item.state = ItemState::FailedOver;
-        item.state_detail = format!("failed over {}; commit to reprotect {}", direction_words(p.direction), direction_words(reverse(p.direction)));
+        item.state_detail = format!(
+            "failed over {}; commit to reprotect {}",
+            direction_words(p.direction),
+            direction_words(reverse(p.direction))
+        );
         store.update_item(&item).map_err(store_error)?;
         Ok(serde_json::json!({ "recorded": true, "source": item.source.site }))
     }
@@ -818,7 +956,11 @@ impl Workflow for TestFailover {
         Ok(PreparedJob {
             steps,
             resources: Vec::new(),
-            summary: format!("test failover of {} {}", p.plan, direction_words(p.direction)),
+            summary: format!(
+                "test failover of {} {}",
+                p.plan,
+                direction_words(p.direction)
+            ),
             parent: None,
         })
     }
@@ -840,19 +982,30 @@ impl Workflow for TestFailover {
             let groups = plan_groups(store, &p.plan, p.direction)?;
             for item in groups.iter().flat_map(|(_, items)| items) {
                 let s = format!("drill:{}", item.name);
-                let Some(out) = ctx.output_of(&s) else { continue };
+                let Some(out) = ctx.output_of(&s) else {
+                    continue;
+                };
                 let drill: DrillVm = serde_json::from_value(out.clone())
                     .map_err(|e| StepError::Failed(format!("the output of {s}: {e}")))?;
                 let item = store.item(&drill.item).map_err(store_error)?;
-                let site = store.site(&item.replica.clone().unwrap_or(item.source.clone()).site).map_err(store_error)?;
-                let mut hypervisor = self.0.env.adapter(&site).map_err(common::orchestrator_error)?;
+                let site = store
+                    .site(&item.replica.clone().unwrap_or(item.source.clone()).site)
+                    .map_err(store_error)?;
+                let mut hypervisor = self
+                    .0
+                    .env
+                    .adapter(&site)
+                    .map_err(common::orchestrator_error)?;
                 hypervisor
                     .hypervisor_set_power(&drill.vm_id, PowerState::PoweredOff)
                     .or_else(already_done)
                     .map_err(plugin_error)?;
                 match hypervisor.hypervisor_delete_vm(&drill.vm_id) {
                     Ok(()) => {}
-                    Err(PluginError::Failed { failure: Failure::NotFound(_), .. }) => {}
+                    Err(PluginError::Failed {
+                        failure: Failure::NotFound(_),
+                        ..
+                    }) => {}
                     Err(e) => return Err(plugin_error(e)),
                 }
                 for path in &drill.disks {
@@ -863,14 +1016,21 @@ impl Workflow for TestFailover {
             }
             return to_output(&removed);
         }
-        Err(StepError::Failed(format!("test-failover has no step `{step}`")))
+        Err(StepError::Failed(format!(
+            "test-failover has no step `{step}`"
+        )))
     }
 }
 
 impl TestFailover {
     /// Brings a copy of the replica up as `<name>-test` on the isolated
     /// network: the replica itself is never touched.
-    fn drill(&self, ctx: &StepContext, p: &TestFailoverParams, name: &str) -> Result<DrillVm, StepError> {
+    fn drill(
+        &self,
+        ctx: &StepContext,
+        p: &TestFailoverParams,
+        name: &str,
+    ) -> Result<DrillVm, StepError> {
         let store = &self.0.store;
         let item = store.item(name).map_err(store_error)?;
         let chosen: BTreeMap<String, i64> = output(ctx, "choose-points")?;
@@ -879,19 +1039,38 @@ impl TestFailover {
             .clone()
             .ok_or_else(|| StepError::Failed(format!("item `{name}` has no replica")))?;
         let site = store.site(&replica.site).map_err(store_error)?;
-        let mut hypervisor = self.0.env.adapter(&site).map_err(common::orchestrator_error)?;
-        let (mt, _) = common::component(store, crate::store::ComponentRole::MasterTarget, None, SiteKind::OnPremises)?;
+        let mut hypervisor = self
+            .0
+            .env
+            .adapter(&site)
+            .map_err(common::orchestrator_error)?;
+        let (mt, _) = common::component(
+            store,
+            crate::store::ComponentRole::MasterTarget,
+            None,
+            SiteKind::OnPremises,
+        )?;
         let drill_name = format!("{name}-test");
-        let network = p.network.clone().unwrap_or_else(|| "Replication".to_string());
+        let network = p
+            .network
+            .clone()
+            .unwrap_or_else(|| "Replication".to_string());
         let inventory = hypervisor.hypervisor_discover().map_err(plugin_error)?;
-        let vm = match inventory.vms.iter().find(|vm| vm.name == drill_name).cloned() {
+        let vm = match inventory
+            .vms
+            .iter()
+            .find(|vm| vm.name == drill_name)
+            .cloned()
+        {
             Some(vm) => vm,
             None => {
                 let datastore = mt
                     .datastore_mounts
                     .first()
                     .map(|m| m.datastore.clone())
-                    .ok_or_else(|| StepError::Failed(format!("master target {} mounts no datastore", mt.name)))?;
+                    .ok_or_else(|| {
+                        StepError::Failed(format!("master target {} mounts no datastore", mt.name))
+                    })?;
                 let datastore = common::datastore_id(&inventory, &datastore)?;
                 hypervisor
                     .hypervisor_create_vm(&HypervisorVmSpec {
@@ -919,7 +1098,13 @@ impl TestFailover {
         for (source, target) in sources.iter().zip(&target_disks) {
             moved.push(disks::sync_disk(ctx, source, target, Mode::Delta)?);
         }
-        guest_steps(&self.0, ctx, &item, &target_disks, vm.nics.iter().map(|n| n.mac.clone()).collect())?;
+        guest_steps(
+            &self.0,
+            ctx,
+            &item,
+            &target_disks,
+            vm.nics.iter().map(|n| n.mac.clone()).collect(),
+        )?;
         hypervisor
             .hypervisor_set_power(&vm.id, PowerState::PoweredOn)
             .or_else(already_done)
@@ -928,7 +1113,9 @@ impl TestFailover {
             "drill VM {} ({}) runs point {} on network {network}",
             drill_name,
             vm.id,
-            chosen.get(name).map_or_else(|| "?".to_string(), |id| id.to_string())
+            chosen
+                .get(name)
+                .map_or_else(|| "?".to_string(), |id| id.to_string())
         ));
         Ok(DrillVm {
             item: name.to_string(),

@@ -40,12 +40,12 @@ mod reprotect;
 pub mod rpo;
 mod split_brain;
 
-pub use disks::{Moved, fingerprint, host_path};
 pub use cycles::Cycles;
+pub use disks::{Moved, fingerprint, host_path};
 pub use env::Env;
+pub use params::{CommitParams, FailoverParams, PointChoice, ReprotectParams, TestFailoverParams};
 pub use replicate::{DIGEST_RESYNC, ReplicateParams, journal_dir, journal_options};
 pub use rpo::Rpo;
-pub use params::{CommitParams, FailoverParams, PointChoice, ReprotectParams, TestFailoverParams};
 
 use crate::jobs::{Scheduler, SchedulerError, SchedulerOptions, StepError, Workflow};
 use crate::plugin::adapter::{Inventory, NicConfig};
@@ -183,9 +183,7 @@ impl Orchestrator {
             )));
         }
         let mut adapter = self.shared.env.adapter(&site)?;
-        adapter
-            .hypervisor_discover()
-            .map_err(env::plugin_error)
+        adapter.hypervisor_discover().map_err(env::plugin_error)
     }
 
     /// Registers a process server or master target. Registration is
@@ -289,7 +287,11 @@ impl Orchestrator {
 
     /// Replaces the NICs recorded for an item (an operator who knows the
     /// guest's addressing better than the hypervisor's guest info).
-    pub fn record_nics(&self, item: &str, nics: Vec<RecordedNic>) -> Result<Item, OrchestratorError> {
+    pub fn record_nics(
+        &self,
+        item: &str,
+        nics: Vec<RecordedNic>,
+    ) -> Result<Item, OrchestratorError> {
         let store = &self.shared.store;
         let mut record = store.item(item)?;
         record.nics = nics;

@@ -131,7 +131,9 @@ pub fn journal_options(s: &JournalSettings) -> JournalOptions {
     JournalOptions {
         max_bytes: s.max_bytes.unwrap_or(u64::MAX),
         retention: Retention {
-            keep_all_for: s.keep_all_secs.map_or(defaults.keep_all_for, Duration::from_secs),
+            keep_all_for: s
+                .keep_all_secs
+                .map_or(defaults.keep_all_for, Duration::from_secs),
             then_one_per: s
                 .one_per_secs
                 .map_or(defaults.then_one_per, Duration::from_secs),
@@ -144,11 +146,13 @@ pub fn journal_options(s: &JournalSettings) -> JournalOptions {
 /// Opens the journal of `replica` (creating it if there is none).
 pub fn open_journal(replica: &Path, options: JournalOptions) -> Result<Journal, StepError> {
     let endpoint = DiskEndpoint::Path(replica.to_path_buf());
-    let device = endpoint
-        .open(true, None)
-        .map_err(|e| StepError::Failed(format!("opening the replica {}: {e}", replica.display())))?;
+    let device = endpoint.open(true, None).map_err(|e| {
+        StepError::Failed(format!("opening the replica {}: {e}", replica.display()))
+    })?;
     let (journal, recovered) = Journal::open(&journal_dir(replica), Arc::from(device), options)
-        .map_err(|e| StepError::Failed(format!("opening the journal of {}: {e}", replica.display())))?;
+        .map_err(|e| {
+            StepError::Failed(format!("opening the journal of {}: {e}", replica.display()))
+        })?;
     tracing::debug!("journal of {}: {recovered:?}", replica.display());
     Ok(journal)
 }
@@ -225,8 +229,20 @@ impl Workflow for Replicate {
         steps.push("record".to_string());
         let group = store.group(&items[0].group).map_err(store_error)?;
         let mut resources = Vec::new();
-        resources.extend(group.settings.master_target.iter().map(|mt| format!("mt:{mt}")));
-        resources.extend(group.settings.process_server.iter().map(|ps| format!("ps:{ps}")));
+        resources.extend(
+            group
+                .settings
+                .master_target
+                .iter()
+                .map(|mt| format!("mt:{mt}")),
+        );
+        resources.extend(
+            group
+                .settings
+                .process_server
+                .iter()
+                .map(|ps| format!("ps:{ps}")),
+        );
         let what = match (&p.item, &p.group) {
             (Some(item), _) => item.clone(),
             (_, group) => format!("group {}", group.as_deref().unwrap_or_default()),
@@ -245,7 +261,10 @@ impl Workflow for Replicate {
             "snapshot" => to_output(&self.snapshot(ctx, &p)?),
             "record" => self.record(ctx),
             name => {
-                let slot = |prefix: &str| name.strip_prefix(prefix).and_then(|n| n.parse::<usize>().ok());
+                let slot = |prefix: &str| {
+                    name.strip_prefix(prefix)
+                        .and_then(|n| n.parse::<usize>().ok())
+                };
                 if let Some(n) = slot("changes-") {
                     to_output(&self.changes(ctx, n)?)
                 } else if let Some(n) = slot("ship-") {
@@ -261,7 +280,10 @@ impl Workflow for Replicate {
 impl Replicate {
     fn cloud(&self, item: &Item) -> Result<crate::plugin::PluginInstance, StepError> {
         let site = self.0.store.site(&item.source.site).map_err(store_error)?;
-        self.0.env.adapter(&site).map_err(common::orchestrator_error)
+        self.0
+            .env
+            .adapter(&site)
+            .map_err(common::orchestrator_error)
     }
 
     fn snapshot(&self, ctx: &StepContext, p: &ReplicateParams) -> Result<Snapped, StepError> {
@@ -324,7 +346,10 @@ impl Replicate {
     fn snapshot_endpoint(&self, item: &Item, disk: &SnapDisk) -> Result<DiskEndpoint, StepError> {
         let mut cloud = self.cloud(item)?;
         let endpoint = cloud
-            .cloud_disk_endpoint(&format!("{}@{}", disk.disk_id, disk.snapshot_id), Access::Read)
+            .cloud_disk_endpoint(
+                &format!("{}@{}", disk.disk_id, disk.snapshot_id),
+                Access::Read,
+            )
             .map_err(plugin_error)?;
         super::disks::endpoint(&endpoint, &[])
     }
@@ -333,7 +358,9 @@ impl Replicate {
         let (_, disk, item) = self.slot(ctx, n)?;
         let store = &self.0.store;
         let replica = PathBuf::from(&disk.replica);
-        let latest = open_journal(&replica, self.options(&item)?)?.latest().cloned();
+        let latest = open_journal(&replica, self.options(&item)?)?
+            .latest()
+            .cloned();
         let direction = store.group(&item.group).map_err(store_error)?.direction;
         let previous = store
             .points(item.id)
@@ -352,14 +379,19 @@ impl Replicate {
         // one the journal's latest point was made from.
         let untrusted = match (&latest, &previous_disk, &previous_snapshot) {
             (None, _, _) => Some("the replica's journal has no point yet".to_string()),
-            (_, _, None) => Some("no previous snapshot (the first cycle after the initial sync)".to_string()),
+            (_, _, None) => {
+                Some("no previous snapshot (the first cycle after the initial sync)".to_string())
+            }
             (Some(latest), Some(prev), Some(_)) => {
-                if prev.journal_seq != Some(latest.seq) || prev.digest.as_deref() != Some(latest.digest.as_str()) {
+                if prev.journal_seq != Some(latest.seq)
+                    || prev.digest.as_deref() != Some(latest.digest.as_str())
+                {
                     Some(format!(
                         "a gap in the chain: the journal's latest point is seq {}, the last recorded \
                          point is {} (a cycle or restart did not finish cleanly)",
                         latest.seq,
-                        prev.journal_seq.map_or("not in the journal".to_string(), |s| format!("seq {s}"))
+                        prev.journal_seq
+                            .map_or("not in the journal".to_string(), |s| format!("seq {s}"))
                     ))
                 } else {
                     None
@@ -376,10 +408,12 @@ impl Replicate {
                         failure: Failure::NotFound(what),
                         ..
                     }) => Err(format!("change tracking lost: {what}")),
-                    Err(e @ PluginError::Failed {
-                        failure: Failure::Unavailable { .. },
-                        ..
-                    }) => return Err(plugin_error(e)),
+                    Err(
+                        e @ PluginError::Failed {
+                            failure: Failure::Unavailable { .. },
+                            ..
+                        },
+                    ) => return Err(plugin_error(e)),
                     Err(e) => Err(format!("the adapter's changed ranges failed: {e}")),
                 }
             }
@@ -394,7 +428,10 @@ impl Replicate {
                     .map(|r| (r.offset, r.offset.saturating_add(r.length)))
                     .collect();
                 check_ranges(&ranges).map_err(|e| {
-                    StepError::Failed(format!("the adapter's changed ranges of disk {}: {e}", disk.disk_id))
+                    StepError::Failed(format!(
+                        "the adapter's changed ranges of disk {}: {e}",
+                        disk.disk_id
+                    ))
                 })?;
                 (ranges, set.method, None)
             }
@@ -407,7 +444,9 @@ impl Replicate {
                 let ranges = ctx
                     .runtime()
                     .block_on(differing_ranges(&source, &replica, DEFAULT_BLOCK_SIZE))
-                    .map_err(|e| sync_error(&format!("comparing {} with its replica", disk.disk_id), e))?;
+                    .map_err(|e| {
+                        sync_error(&format!("comparing {} with its replica", disk.disk_id), e)
+                    })?;
                 let ranges = ranges.into_iter().map(|r| (r.start, r.end)).collect();
                 (ranges, DIGEST_RESYNC.to_string(), Some(reason))
             }
@@ -452,7 +491,11 @@ impl Replicate {
         let source = self.snapshot_endpoint(&item, &disk)?;
         let shipment = ExtentShipment {
             source,
-            ranges: changes.ranges.iter().map(|(a, b)| *a..*b).collect::<Vec<Range<u64>>>(),
+            ranges: changes
+                .ranges
+                .iter()
+                .map(|(a, b)| *a..*b)
+                .collect::<Vec<Range<u64>>>(),
             replica: replica.clone(),
             journal_dir: journal_dir(&replica),
             point: NewPointMeta {
@@ -463,7 +506,8 @@ impl Replicate {
             },
             block_size: DEFAULT_BLOCK_SIZE,
         };
-        let (progress, mut updates) = tokio::sync::watch::channel(crate::sync::proto::Progress::default());
+        let (progress, mut updates) =
+            tokio::sync::watch::channel(crate::sync::proto::Progress::default());
         let what = format!("{} disk {}", item.name, disk.index);
         ctx.check_cancelled()?;
         let outcome = ctx.runtime().block_on(async {
@@ -513,7 +557,12 @@ impl Replicate {
             let mut resyncs = Vec::new();
             let mut methods = Vec::new();
             let mut previous = Vec::new();
-            for (n, disk) in snapped.disks.iter().enumerate().filter(|(_, d)| &d.item == name) {
+            for (n, disk) in snapped
+                .disks
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| &d.item == name)
+            {
                 let changes: Changes = output(ctx, &format!("changes-{n}"))?;
                 let shipped: Shipped = output(ctx, &format!("ship-{n}"))?;
                 bytes_sent += shipped.bytes_sent;
@@ -525,7 +574,12 @@ impl Replicate {
                     change_method: Some(changes.method.clone()),
                 });
                 pruned.extend(shipped.pruned.iter().map(|s| (disk.index, *s)));
-                alarms.extend(shipped.alarms.iter().map(|a| format!("disk {}: {a}", disk.index)));
+                alarms.extend(
+                    shipped
+                        .alarms
+                        .iter()
+                        .map(|a| format!("disk {}: {a}", disk.index)),
+                );
                 if let Some(why) = &changes.resync {
                     resyncs.push(format!("disk {}: {why}", disk.index));
                 }
@@ -626,7 +680,9 @@ fn check_ranges(ranges: &[(u64, u64)]) -> Result<(), String> {
     let mut end = 0;
     for (i, (a, b)) in ranges.iter().enumerate() {
         if a >= b || (i > 0 && *a < end) {
-            return Err(format!("range {i} ({a}..{b}) is empty, unsorted or overlaps"));
+            return Err(format!(
+                "range {i} ({a}..{b}) is empty, unsorted or overlaps"
+            ));
         }
         end = *b;
     }
@@ -644,7 +700,11 @@ fn sync_error(doing: &str, e: crate::sync::SyncError) -> StepError {
 
 /// For the failover: the journal point of a store point's disk, checked by
 /// seq and digest.
-pub(crate) fn journal_point(journal: &Journal, seq: u64, digest: &str) -> Option<journal::PointMeta> {
+pub(crate) fn journal_point(
+    journal: &Journal,
+    seq: u64,
+    digest: &str,
+) -> Option<journal::PointMeta> {
     journal
         .points()
         .iter()
@@ -666,17 +726,25 @@ pub(crate) fn journal_base(
     let dir = journal_dir(replica);
     let device = DiskEndpoint::Path(replica.to_path_buf())
         .open(true, None)
-        .map_err(|e| StepError::Failed(format!("opening the replica {}: {e}", replica.display())))?;
+        .map_err(|e| {
+            StepError::Failed(format!("opening the replica {}: {e}", replica.display()))
+        })?;
     let device: Arc<dyn crate::disk::BlockDevice> = Arc::from(device);
     let mut journal = match Journal::open(&dir, device.clone(), options.clone()) {
         Ok((journal, _)) => journal,
         // The replica was just synced whole: a journal that does not fit it
         // any more (damaged, of another disk size) has nothing left to give.
         // One in use is another job's: never removed.
-        Err(e @ (journal::JournalError::Damaged { .. } | journal::JournalError::CapacityMismatch { .. })) => {
+        Err(
+            e @ (journal::JournalError::Damaged { .. }
+            | journal::JournalError::CapacityMismatch { .. }),
+        ) => {
             tracing::warn!("starting the journal of {} afresh: {e}", replica.display());
             std::fs::remove_dir_all(&dir).map_err(|e| {
-                StepError::Failed(format!("removing the unusable journal {}: {e}", dir.display()))
+                StepError::Failed(format!(
+                    "removing the unusable journal {}: {e}",
+                    dir.display()
+                ))
             })?;
             open_journal(replica, options.clone())?
         }
@@ -699,12 +767,18 @@ pub(crate) fn journal_base(
         })?;
         journal = open_journal(replica, options)?;
     }
-    let writer = journal
-        .begin()
-        .map_err(|e| StepError::Failed(format!("starting the base point of {}: {e}", replica.display())))?;
-    let committed = writer
-        .commit(meta)
-        .map_err(|e| StepError::Failed(format!("committing the base point of {}: {e}", replica.display())))?;
+    let writer = journal.begin().map_err(|e| {
+        StepError::Failed(format!(
+            "starting the base point of {}: {e}",
+            replica.display()
+        ))
+    })?;
+    let committed = writer.commit(meta).map_err(|e| {
+        StepError::Failed(format!(
+            "committing the base point of {}: {e}",
+            replica.display()
+        ))
+    })?;
     if committed.meta.digest != digest {
         return Err(StepError::Failed(format!(
             "the replica {} changed after its sync (digest {} ≠ {}); reprotect again",

@@ -10,13 +10,17 @@
 //!
 //! Steps: `check`, `split-brain`, `prepare-target`, `sync-disk-N`..., `record-point`.
 
-use super::common::{self, component, output, params, plugin_error, site_mounts, store_error, to_output};
+use super::common::{
+    self, component, output, params, plugin_error, site_mounts, store_error, to_output,
+};
 use super::disks::{self, Moved};
 use super::split_brain;
 use super::{ReprotectParams, Shared, direction_words};
 use crate::jobs::{PreparedJob, StepContext, StepError, Workflow};
 use crate::plugin::adapter::{Access, HypervisorVmSpec, ReadinessRequest, Severity};
-use crate::store::{ComponentRole, Direction, Item, ItemState, NewPoint, PointDisk, PointKind, SiteKind, VmRef};
+use crate::store::{
+    ComponentRole, Direction, Item, ItemState, NewPoint, PointDisk, PointKind, SiteKind, VmRef,
+};
 use crate::sync::Mode;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -66,8 +70,17 @@ impl Workflow for Reprotect {
 
     fn prepare(&self, value: &serde_json::Value) -> Result<PreparedJob, StepError> {
         let p: ReprotectParams = params(value)?;
-        let item = self.0.store.item(&p.item).map_err(|e| StepError::Failed(e.to_string()))?;
-        let source_kind = self.0.store.site(&item.source.site).map_err(store_error)?.kind;
+        let item = self
+            .0
+            .store
+            .item(&p.item)
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        let source_kind = self
+            .0
+            .store
+            .site(&item.source.site)
+            .map_err(store_error)?
+            .kind;
         if source_kind == common::target_kind(p.direction) {
             return Err(StepError::Failed(format!(
                 "item `{}` runs on {} already; reprotect {} replicates it away from there, \
@@ -85,12 +98,21 @@ impl Workflow for Reprotect {
         steps.extend((0..item.disks.len()).map(|i| format!("sync-disk-{i}")));
         steps.push("record-point".to_string());
         // The components the operator named, else the group's (S1).
-        let settings = self.0.store.group(&item.group).map(|g| g.settings).unwrap_or_default();
+        let settings = self
+            .0
+            .store
+            .group(&item.group)
+            .map(|g| g.settings)
+            .unwrap_or_default();
         let mut resources = Vec::new();
         if let Some(mt) = p.master_target.as_ref().or(settings.master_target.as_ref()) {
             resources.push(format!("mt:{mt}"));
         }
-        if let Some(ps) = p.process_server.as_ref().or(settings.process_server.as_ref()) {
+        if let Some(ps) = p
+            .process_server
+            .as_ref()
+            .or(settings.process_server.as_ref())
+        {
             resources.push(format!("ps:{ps}"));
         }
         Ok(PreparedJob {
@@ -109,7 +131,10 @@ impl Workflow for Reprotect {
             "split-brain" => self.split_brain(ctx, &p, &item),
             "prepare-target" => to_output(&self.prepare_target(ctx, &p, &item)?),
             "record-point" => self.record_point(ctx, &p, item),
-            name => match name.strip_prefix("sync-disk-").and_then(|i| i.parse::<usize>().ok()) {
+            name => match name
+                .strip_prefix("sync-disk-")
+                .and_then(|i| i.parse::<usize>().ok())
+            {
                 Some(index) => to_output(&self.sync_disk(ctx, &p, &item, index)?),
                 None => Err(StepError::Failed(format!("reprotect has no step `{name}`"))),
             },
@@ -118,12 +143,19 @@ impl Workflow for Reprotect {
 }
 
 impl Reprotect {
-    fn check(&self, ctx: &StepContext, p: &ReprotectParams, item: &Item) -> Result<Checked, StepError> {
+    fn check(
+        &self,
+        ctx: &StepContext,
+        p: &ReprotectParams,
+        item: &Item,
+    ) -> Result<Checked, StepError> {
         let store = &self.0.store;
         let env = &self.0.env;
         // The source VM must be there to be read.
         let source_site = store.site(&item.source.site).map_err(store_error)?;
-        let mut source = env.adapter(&source_site).map_err(common::orchestrator_error)?;
+        let mut source = env
+            .adapter(&source_site)
+            .map_err(common::orchestrator_error)?;
         match source_site.kind {
             SiteKind::Cloud => source.cloud_get_vm(&item.source.vm_id),
             SiteKind::OnPremises => source.hypervisor_get_vm(&item.source.vm_id),
@@ -134,7 +166,10 @@ impl Reprotect {
         match p.direction {
             Direction::ToOnPremises => {
                 let group_settings = store.group(&group).map_err(store_error)?.settings;
-                let named = p.master_target.clone().or(group_settings.master_target.clone());
+                let named = p
+                    .master_target
+                    .clone()
+                    .or(group_settings.master_target.clone());
                 let (mt, site) = component(
                     store,
                     ComponentRole::MasterTarget,
@@ -144,7 +179,11 @@ impl Reprotect {
                 let mut hypervisor = env.adapter(&site).map_err(common::orchestrator_error)?;
                 // Original location when the VM is still there (S4).
                 let original = match &item.replica {
-                    Some(replica) if !item.physical && replica.site == site.name && !replica.vm_id.is_empty() => {
+                    Some(replica)
+                        if !item.physical
+                            && replica.site == site.name
+                            && !replica.vm_id.is_empty() =>
+                    {
                         match hypervisor.hypervisor_get_vm(&replica.vm_id) {
                             Ok(vm) => Some(vm.id),
                             Err(crate::plugin::PluginError::Failed {
@@ -170,7 +209,11 @@ impl Reprotect {
                         "item `{}` goes to an alternate location (its on-premises VM is gone{}): \
                          name the datastore for the new VM",
                         item.name,
-                        if item.physical { " or it is a physical server" } else { "" }
+                        if item.physical {
+                            " or it is a physical server"
+                        } else {
+                            ""
+                        }
                     )));
                 }
                 let findings = hypervisor
@@ -179,7 +222,11 @@ impl Reprotect {
                         vm_id: original.clone(),
                         master_target_vm_id: mt.vm_id.clone(),
                         master_target_host_id: mt.host_id.clone(),
-                        datastore_id: if original.is_none() { datastore.clone() } else { None },
+                        datastore_id: if original.is_none() {
+                            datastore.clone()
+                        } else {
+                            None
+                        },
                     })
                     .map_err(plugin_error)?;
                 let mut errors = Vec::new();
@@ -202,7 +249,11 @@ impl Reprotect {
                         errors.join("\n  ")
                     )));
                 }
-                let location = if original.is_some() { "original" } else { "alternate" };
+                let location = if original.is_some() {
+                    "original"
+                } else {
+                    "alternate"
+                };
                 ctx.log(&format!("failback to the {location} location"));
                 Ok(Checked {
                     target_site: site.name,
@@ -232,7 +283,9 @@ impl Reprotect {
                             disk.index, item.name
                         )));
                     };
-                    cloud.cloud_disk_endpoint(id, Access::ReadWrite).map_err(plugin_error)?;
+                    cloud
+                        .cloud_disk_endpoint(id, Access::ReadWrite)
+                        .map_err(plugin_error)?;
                 }
                 Ok(Checked {
                     target_site: site.name,
@@ -279,10 +332,17 @@ impl Reprotect {
         Ok(name)
     }
 
-    fn split_brain(&self, ctx: &StepContext, p: &ReprotectParams, item: &Item) -> Result<serde_json::Value, StepError> {
+    fn split_brain(
+        &self,
+        ctx: &StepContext,
+        p: &ReprotectParams,
+        item: &Item,
+    ) -> Result<serde_json::Value, StepError> {
         let checked: Checked = output(ctx, "check")?;
         let Some(vm_id) = &checked.vm_id else {
-            return to_output(&serde_json::json!({ "checked": 0, "reason": "alternate location: nothing is overwritten" }));
+            return to_output(
+                &serde_json::json!({ "checked": 0, "reason": "alternate location: nothing is overwritten" }),
+            );
         };
         let paths = self.on_premises_disks(&checked.target_site, vm_id)?;
         let verdict = split_brain::check(&self.0.store, item, &paths, p.allow_overwrite)?;
@@ -293,10 +353,18 @@ impl Reprotect {
     }
 
     /// The on-premises VM's disks: ids and host paths, in unit order.
-    fn on_premises_disks(&self, site: &str, vm_id: &str) -> Result<Vec<(String, PathBuf)>, StepError> {
+    fn on_premises_disks(
+        &self,
+        site: &str,
+        vm_id: &str,
+    ) -> Result<Vec<(String, PathBuf)>, StepError> {
         let store = &self.0.store;
         let site = store.site(site).map_err(store_error)?;
-        let mut hypervisor = self.0.env.adapter(&site).map_err(common::orchestrator_error)?;
+        let mut hypervisor = self
+            .0
+            .env
+            .adapter(&site)
+            .map_err(common::orchestrator_error)?;
         let vm = hypervisor.hypervisor_get_vm(vm_id).map_err(plugin_error)?;
         let mounts = site_mounts(store, &site.name)?;
         vm.disks
@@ -305,17 +373,28 @@ impl Reprotect {
             .collect()
     }
 
-    fn prepare_target(&self, ctx: &StepContext, p: &ReprotectParams, item: &Item) -> Result<Target, StepError> {
+    fn prepare_target(
+        &self,
+        ctx: &StepContext,
+        p: &ReprotectParams,
+        item: &Item,
+    ) -> Result<Target, StepError> {
         let checked: Checked = output(ctx, "check")?;
         let store = &self.0.store;
         match p.direction {
             Direction::ToCloud => {
                 let site = store.site(&checked.target_site).map_err(store_error)?;
-                let mut cloud = self.0.env.adapter(&site).map_err(common::orchestrator_error)?;
+                let mut cloud = self
+                    .0
+                    .env
+                    .adapter(&site)
+                    .map_err(common::orchestrator_error)?;
                 let mut out = Vec::new();
                 for disk in &item.disks {
                     let id = disk.replica_disk_id.clone().unwrap_or_default();
-                    let endpoint = cloud.cloud_disk_endpoint(&id, Access::ReadWrite).map_err(plugin_error)?;
+                    let endpoint = cloud
+                        .cloud_disk_endpoint(&id, Access::ReadWrite)
+                        .map_err(plugin_error)?;
                     out.push((id, disks::endpoint(&endpoint, &[])?.address()));
                 }
                 Ok(Target {
@@ -328,16 +407,25 @@ impl Reprotect {
             }
             Direction::ToOnPremises => {
                 let site = store.site(&checked.target_site).map_err(store_error)?;
-                let mut hypervisor = self.0.env.adapter(&site).map_err(common::orchestrator_error)?;
+                let mut hypervisor = self
+                    .0
+                    .env
+                    .adapter(&site)
+                    .map_err(common::orchestrator_error)?;
                 let (vm, created) = match &checked.vm_id {
-                    Some(id) => (hypervisor.hypervisor_get_vm(id).map_err(plugin_error)?, false),
+                    Some(id) => (
+                        hypervisor.hypervisor_get_vm(id).map_err(plugin_error)?,
+                        false,
+                    ),
                     None => {
                         // A rerun finds the VM an earlier attempt made.
                         let name = format!("{}", item.name);
                         let inventory = hypervisor.hypervisor_discover().map_err(plugin_error)?;
                         let existing = inventory.vms.iter().find(|vm| vm.name == name).cloned();
                         match existing {
-                            Some(vm) if ctx.attempt() > 1 || vm.disks.len() == item.disks.len() => (vm, true),
+                            Some(vm) if ctx.attempt() > 1 || vm.disks.len() == item.disks.len() => {
+                                (vm, true)
+                            }
                             Some(vm) => {
                                 return Err(StepError::Failed(format!(
                                     "a VM named `{name}` ({}) already exists on site {} and is not this \
@@ -346,15 +434,18 @@ impl Reprotect {
                                 )));
                             }
                             None => {
-                                let source_site = store.site(&item.source.site).map_err(store_error)?;
-                                let mut cloud =
-                                    self.0.env.adapter(&source_site).map_err(common::orchestrator_error)?;
-                                let source = cloud.cloud_get_vm(&item.source.vm_id).map_err(plugin_error)?;
-                                let networks: Vec<String> = item
-                                    .nics
-                                    .iter()
-                                    .filter_map(|n| n.network.clone())
-                                    .collect();
+                                let source_site =
+                                    store.site(&item.source.site).map_err(store_error)?;
+                                let mut cloud = self
+                                    .0
+                                    .env
+                                    .adapter(&source_site)
+                                    .map_err(common::orchestrator_error)?;
+                                let source = cloud
+                                    .cloud_get_vm(&item.source.vm_id)
+                                    .map_err(plugin_error)?;
+                                let networks: Vec<String> =
+                                    item.nics.iter().filter_map(|n| n.network.clone()).collect();
                                 let spec = HypervisorVmSpec {
                                     name: name.clone(),
                                     host_id: checked.host_id.clone().unwrap_or_default(),
@@ -375,8 +466,13 @@ impl Reprotect {
                                             .collect::<Result<_, _>>()?
                                     },
                                 };
-                                let vm = hypervisor.hypervisor_create_vm(&spec).map_err(plugin_error)?;
-                                ctx.log(&format!("created VM {} ({}) on {}", vm.name, vm.id, spec.datastore_id));
+                                let vm = hypervisor
+                                    .hypervisor_create_vm(&spec)
+                                    .map_err(plugin_error)?;
+                                ctx.log(&format!(
+                                    "created VM {} ({}) on {}",
+                                    vm.name, vm.id, spec.datastore_id
+                                ));
                                 (vm, true)
                             }
                         }
@@ -408,14 +504,23 @@ impl Reprotect {
         }
     }
 
-    fn sync_disk(&self, ctx: &StepContext, p: &ReprotectParams, item: &Item, index: usize) -> Result<Moved, StepError> {
+    fn sync_disk(
+        &self,
+        ctx: &StepContext,
+        p: &ReprotectParams,
+        item: &Item,
+        index: usize,
+    ) -> Result<Moved, StepError> {
         let target: Target = output(ctx, "prepare-target")?;
         let disk = item.disks.get(index).ok_or_else(|| {
             StepError::Failed(format!("item `{}` has no disk {index}", item.name))
         })?;
         let checked: Checked = output(ctx, "check")?;
         let (target_id, target_address) = target.disks.get(index).cloned().ok_or_else(|| {
-            StepError::Failed(format!("the replica of item `{}` has no disk {index}", item.name))
+            StepError::Failed(format!(
+                "the replica of item `{}` has no disk {index}",
+                item.name
+            ))
         })?;
         let source = common::source_endpoint(&self.0, item, &disk.source_disk_id)?;
         let target_disk = common::recorded_endpoint(
@@ -427,7 +532,8 @@ impl Reprotect {
         )?;
         // A new disk's first pass copies everything; a rerun or an existing
         // disk compares digests and sends only what differs.
-        let mode = if target.created && ctx.attempt() == 1 && p.direction == Direction::ToOnPremises {
+        let mode = if target.created && ctx.attempt() == 1 && p.direction == Direction::ToOnPremises
+        {
             Mode::Full
         } else {
             Mode::Delta
@@ -441,7 +547,12 @@ impl Reprotect {
         Ok(moved)
     }
 
-    fn record_point(&self, ctx: &StepContext, p: &ReprotectParams, mut item: Item) -> Result<serde_json::Value, StepError> {
+    fn record_point(
+        &self,
+        ctx: &StepContext,
+        p: &ReprotectParams,
+        mut item: Item,
+    ) -> Result<serde_json::Value, StepError> {
         let checked: Checked = output(ctx, "check")?;
         let target: Target = output(ctx, "prepare-target")?;
         let store = &self.0.store;
@@ -512,7 +623,10 @@ impl Reprotect {
             point.id
         );
         store.update_item(&item).map_err(store_error)?;
-        ctx.log(&format!("recovery point {} recorded for {}", point.id, item.name));
+        ctx.log(&format!(
+            "recovery point {} recorded for {}",
+            point.id, item.name
+        ));
         Ok(serde_json::json!({ "point": point.id, "bytes_sent": bytes_sent, "group": group.name }))
     }
 }

@@ -289,13 +289,27 @@ fn snapshot_endpoint(
     let capacity = existing_snapshot(&blob, disk_id, stamp)?;
     let id = format!("{disk_id}@{stamp}");
     let name = format!("{}@{stamp}", disk_ref.blob_stem());
-    let mut disk = record(settings, &id, Some(&disk_ref), &name, capacity, None, Some(storage));
+    let mut disk = record(
+        settings,
+        &id,
+        Some(&disk_ref),
+        &name,
+        capacity,
+        None,
+        Some(storage),
+    );
     if let DiskLocator::Blob(endpoint) = &mut disk.locator {
         let separator = if endpoint.url.contains('?') { '&' } else { '?' };
-        endpoint.url = format!("{}{separator}snapshot={}", endpoint.url, crate::blob::query_encode(stamp));
+        endpoint.url = format!(
+            "{}{separator}snapshot={}",
+            endpoint.url,
+            crate::blob::query_encode(stamp)
+        );
     }
-    disk.properties.push(("snapshot-of".to_string(), disk_id.to_string()));
-    disk.properties.push(("access".to_string(), "read".to_string()));
+    disk.properties
+        .push(("snapshot-of".to_string(), disk_id.to_string()));
+    disk.properties
+        .push(("access".to_string(), "read".to_string()));
     Ok(disk)
 }
 

@@ -195,7 +195,11 @@ impl Lab {
         let path = self.path(LOCK_FILE);
         let started = now_millis();
         loop {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut file) => {
                     use std::io::Write;
                     let _ = write!(file, "{}", now_millis());

@@ -217,17 +217,17 @@ pub fn create_vm(spec: VmSpec) -> Result<Vm, Error> {
     let vm = crate::store::locked(&root(), || {
         let (mut lab, _) = for_change(&needed, "create VMs")?;
         lab.create_vm(NewVm {
-        name: spec.name,
-        host_id: spec.host_id,
-        datastore_id: spec.datastore_id,
-        guest_os: spec.guest_id,
-        cpus: spec.cpus,
-        memory_mib: spec.memory_mib,
-        disk_sizes: spec.disk_sizes,
-        network_ids: spec.network_ids,
-        power: Power::PoweredOff,
-        tools_installed: false,
-        extra_config: Default::default(),
+            name: spec.name,
+            host_id: spec.host_id,
+            datastore_id: spec.datastore_id,
+            guest_os: spec.guest_id,
+            cpus: spec.cpus,
+            memory_mib: spec.memory_mib,
+            disk_sizes: spec.disk_sizes,
+            network_ids: spec.network_ids,
+            power: Power::PoweredOff,
+            tools_installed: false,
+            extra_config: Default::default(),
         })
     })?;
     log::info(&format!(

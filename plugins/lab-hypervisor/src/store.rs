@@ -287,7 +287,10 @@ impl Lab {
         };
         let index = self.layout.root().join(INDEX_DIR);
         let _ = std::fs::create_dir_all(&index).and_then(|()| {
-            std::fs::write(index.join(&entry.config.id), format!("{}/{dir_name}", entry.datastore))
+            std::fs::write(
+                index.join(&entry.config.id),
+                format!("{}/{dir_name}", entry.datastore),
+            )
         });
     }
 
@@ -616,7 +619,11 @@ pub fn locked<T>(root: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T,
     };
     let started = now();
     loop {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(mut file) => {
                 use std::io::Write;
                 let _ = write!(file, "{}", now());
