@@ -43,10 +43,7 @@ use crate::demo::lab_plugins;
 use crate::jobs::{OverheadReport, SchedulerOptions, bench_overhead};
 use crate::lab::cloud::{self as lab_cloud, LabCloud};
 use crate::lab::hypervisor::{self as lab_site, LabSite, LabVm};
-use crate::store::{
-    ComponentRole, ComponentState, DatastoreMount, Direction, EventKind, GroupSettings, JobFilter,
-    JobRecord, JobState, NewComponent, NewGroup, NewSite, PlanEntry, SiteKind, Store,
-};
+use crate::store::{Direction, EventKind, JobFilter, JobRecord, JobState, Store};
 use crate::workflow::{Env, FailoverParams, Orchestrator, PointChoice, ReprotectParams};
 use anyhow::{Context, bail};
 use std::collections::HashMap;
@@ -645,85 +642,9 @@ fn control_plane(dir: &Path, site: &LabSite, cloud: &LabCloud) -> anyhow::Result
     let env = Arc::new(Env::from_plugins(runtime, plugins));
     let orchestrator = Orchestrator::new(store.clone(), env, SchedulerOptions::default());
 
-    store.add_site(&NewSite {
-        name: "onprem".into(),
-        kind: SiteKind::OnPremises,
-        plugin: "lab-hypervisor".into(),
-    })?;
-    store.add_site(&NewSite {
-        name: "cloud".into(),
-        kind: SiteKind::Cloud,
-        plugin: "lab-cloud".into(),
-    })?;
-    let inventory = orchestrator.discover("onprem")?;
-    let host = inventory
-        .hosts
-        .iter()
-        .find(|h| h.name == "esx-01")
-        .map(|h| h.id.clone())
-        .context("the lab has no host esx-01")?;
-    let mt_vm = inventory
-        .vms
-        .iter()
-        .find(|v| v.name == lab_site::MASTER_TARGET_NAME)
-        .map(|v| v.id.clone())
-        .context("the lab has no master target VM")?;
-    let mounts = site
-        .datastore_mounts()?
-        .into_iter()
-        .map(|(datastore, path)| DatastoreMount { datastore, path })
-        .collect();
-    orchestrator.register_component(&NewComponent {
-        name: "mt-01".into(),
-        role: ComponentRole::MasterTarget,
-        site: "onprem".into(),
-        address: "local".into(),
-        host_id: Some(host),
-        vm_id: Some(mt_vm),
-        datastore_mounts: mounts,
-    })?;
-    orchestrator.register_component(&NewComponent {
-        name: PROCESS_SERVER.into(),
-        role: ComponentRole::ProcessServer,
-        site: "cloud".into(),
-        address: "local".into(),
-        host_id: None,
-        vm_id: None,
-        datastore_mounts: Vec::new(),
-    })?;
-    store.create_group(&NewGroup {
-        name: GROUP.into(),
-        direction: Direction::ToCloud,
-        settings: GroupSettings {
-            master_target: Some("mt-01".into()),
-            process_server: Some(PROCESS_SERVER.into()),
-            account: Some(lab_site::ADMIN_USER.into()),
-            datastore: Some("ds1".into()),
-            retention_hours: Some(24),
-            consistency: false,
-            ..GroupSettings::default()
-        },
-    })?;
-    store.create_plan(PLAN, &[PlanEntry::Group { name: GROUP.into() }])?;
-    wait_registered(&store, &["mt-01", PROCESS_SERVER])?;
+    // The lab's sites, components, group and plan, as the demo records them.
+    crate::demo::register_lab(&orchestrator, site)?;
     Ok(orchestrator)
-}
-
-/// Waits until the components' background registration checks are done.
-fn wait_registered(store: &Store, names: &[&str]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for name in names {
-        loop {
-            let c = store.component(name)?;
-            match c.state {
-                ComponentState::Registered => break,
-                ComponentState::Failed => bail!("{name} failed to register: {}", c.detail),
-                _ if Instant::now() > deadline => bail!("{name} is still registering after 60 s"),
-                _ => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-    Ok(())
 }
 
 /// When this process saw a job's events (the kinds that bound its steps).

@@ -134,69 +134,7 @@ impl DemoLab {
         data.flush()?;
 
         let lab = DemoLab::open(dir)?;
-        let store = lab.orchestrator.store();
-        store.add_site(&NewSite {
-            name: "onprem".into(),
-            kind: SiteKind::OnPremises,
-            plugin: "lab-hypervisor".into(),
-        })?;
-        store.add_site(&NewSite {
-            name: "cloud".into(),
-            kind: SiteKind::Cloud,
-            plugin: "lab-cloud".into(),
-        })?;
-        let inventory = lab.orchestrator.discover("onprem")?;
-        let host = inventory
-            .hosts
-            .iter()
-            .find(|h| h.name == "esx-01")
-            .map(|h| h.id.clone())
-            .context("the lab has no host esx-01")?;
-        let mt_vm = inventory
-            .vms
-            .iter()
-            .find(|v| v.name == lab_site::MASTER_TARGET_NAME)
-            .map(|v| v.id.clone())
-            .context("the lab has no master target VM")?;
-        let mounts = lab
-            .site
-            .datastore_mounts()?
-            .into_iter()
-            .map(|(datastore, path)| DatastoreMount { datastore, path })
-            .collect();
-        lab.orchestrator.register_component(&NewComponent {
-            name: "mt-01".into(),
-            role: ComponentRole::MasterTarget,
-            site: "onprem".into(),
-            address: "local".into(),
-            host_id: Some(host),
-            vm_id: Some(mt_vm),
-            datastore_mounts: mounts,
-        })?;
-        lab.orchestrator.register_component(&NewComponent {
-            name: "ps-01".into(),
-            role: ComponentRole::ProcessServer,
-            site: "cloud".into(),
-            address: "local".into(),
-            host_id: None,
-            vm_id: None,
-            datastore_mounts: Vec::new(),
-        })?;
-        store.create_group(&NewGroup {
-            name: GROUP.into(),
-            direction: Direction::ToCloud,
-            settings: GroupSettings {
-                master_target: Some("mt-01".into()),
-                process_server: Some("ps-01".into()),
-                account: Some(lab_site::ADMIN_USER.into()),
-                datastore: Some("ds1".into()),
-                retention_hours: Some(24),
-                consistency: false,
-                ..GroupSettings::default()
-            },
-        })?;
-        store.create_plan(PLAN, &[PlanEntry::Group { name: GROUP.into() }])?;
-        wait_registered(lab.orchestrator.store(), &["mt-01", "ps-01"])?;
+        register_lab(&lab.orchestrator, &lab.site)?;
 
         // Protect: record the VM, the NIC as the guest has it, and the
         // cloud's managed disks made for its replica.
@@ -418,6 +356,76 @@ fn children(store: &Store, parent: i64) -> anyhow::Result<Vec<JobRecord>> {
         }
     }
     Ok(out)
+}
+
+/// Records a lab in the orchestrator's store, as an operator would: sites
+/// `onprem` (lab-hypervisor) and `cloud` (lab-cloud), master target `mt-01`
+/// (the lab's own VM on `esx-01`, with the lab's datastore mounts) and
+/// process server `ps-01`, group [`GROUP`] (and its failback pair) and plan
+/// [`PLAN`]; returns once both components are registered.
+pub fn register_lab(orchestrator: &Orchestrator, site: &LabSite) -> anyhow::Result<()> {
+    let store = orchestrator.store();
+    store.add_site(&NewSite {
+        name: "onprem".into(),
+        kind: SiteKind::OnPremises,
+        plugin: "lab-hypervisor".into(),
+    })?;
+    store.add_site(&NewSite {
+        name: "cloud".into(),
+        kind: SiteKind::Cloud,
+        plugin: "lab-cloud".into(),
+    })?;
+    let inventory = orchestrator.discover("onprem")?;
+    let host = inventory
+        .hosts
+        .iter()
+        .find(|h| h.name == "esx-01")
+        .map(|h| h.id.clone())
+        .context("the lab has no host esx-01")?;
+    let mt_vm = inventory
+        .vms
+        .iter()
+        .find(|v| v.name == lab_site::MASTER_TARGET_NAME)
+        .map(|v| v.id.clone())
+        .context("the lab has no master target VM")?;
+    let mounts = site
+        .datastore_mounts()?
+        .into_iter()
+        .map(|(datastore, path)| DatastoreMount { datastore, path })
+        .collect();
+    orchestrator.register_component(&NewComponent {
+        name: "mt-01".into(),
+        role: ComponentRole::MasterTarget,
+        site: "onprem".into(),
+        address: "local".into(),
+        host_id: Some(host),
+        vm_id: Some(mt_vm),
+        datastore_mounts: mounts,
+    })?;
+    orchestrator.register_component(&NewComponent {
+        name: "ps-01".into(),
+        role: ComponentRole::ProcessServer,
+        site: "cloud".into(),
+        address: "local".into(),
+        host_id: None,
+        vm_id: None,
+        datastore_mounts: Vec::new(),
+    })?;
+    store.create_group(&NewGroup {
+        name: GROUP.into(),
+        direction: Direction::ToCloud,
+        settings: GroupSettings {
+            master_target: Some("mt-01".into()),
+            process_server: Some("ps-01".into()),
+            account: Some(lab_site::ADMIN_USER.into()),
+            datastore: Some("ds1".into()),
+            retention_hours: Some(24),
+            consistency: false,
+            ..GroupSettings::default()
+        },
+    })?;
+    store.create_plan(PLAN, &[PlanEntry::Group { name: GROUP.into() }])?;
+    wait_registered(store, &["mt-01", "ps-01"])
 }
 
 /// Waits until the components `names` are registered (registration is
