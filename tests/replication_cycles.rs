@@ -18,7 +18,7 @@ use homeward::lab::hypervisor::{self as lab_site, LabSite};
 use homeward::plugin::adapter::{Access, DiskLocator};
 use homeward::store::{
     ComponentRole, DatastoreMount, Direction, GroupSettings, JobRecord, JobState, JournalSettings,
-    NewComponent, NewGroup, NewSite, PlanEntry, RecoveryPoint, SiteKind,
+    NewComponent, NewGroup, NewSite, PlanEntry, PointKind, RecoveryPoint, SiteKind,
 };
 use homeward::workflow::{
     DIGEST_RESYNC, FailoverParams, PointChoice, ReplicateParams, ReprotectParams, journal_dir,
@@ -622,25 +622,178 @@ fn the_cycle_driver_submits_cycles_one_at_a_time() {
     spans.sort();
     assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "{spans:?}");
     assert!(store.points(item.id).unwrap().len() >= 3);
-    // Every 2nd cycle asks for an app-consistent point; cloud snapshots
-    // are crash-consistent, and the cycle says so.
+    // Every 2nd cycle asks for an app-consistent point; the lab cloud's VM
+    // runs, so its restore point is quiesced, and only that cycle's point
+    // is app-consistent.
     let mut by_id = jobs.clone();
     by_id.sort_by_key(|j| j.id);
     assert_eq!(by_id[0].params["app_consistent"], false);
     assert_eq!(by_id[1].params["app_consistent"], true);
-    let events = store.events(by_id[1].id, 0).unwrap();
+    let kind_of = |job: &JobRecord| {
+        let id = step_output(job, "record")["points"][0]["point"]
+            .as_i64()
+            .unwrap();
+        store.point(id).unwrap().kind
+    };
+    assert_eq!(kind_of(&by_id[0]), PointKind::CrashConsistent);
+    assert_eq!(kind_of(&by_id[1]), PointKind::AppConsistent);
+}
+
+#[test]
+fn app_consistent_points_come_from_quiesced_restore_points() {
+    let mut lab = lab(1, GroupSettings::default());
+    let cloud = LabCloud::open(&lab.root.join("cloud")).unwrap();
+    let asked = |app_consistent| ReplicateParams {
+        item: Some("app0".into()),
+        group: None,
+        app_consistent,
+    };
+    let point_of = |job: &JobRecord| {
+        step_output(job, "record")["points"][0]["point"]
+            .as_i64()
+            .unwrap()
+    };
+    // A running VM: quiesced when asked, crash-consistent otherwise.
+    cloud
+        .write_disk("app0-data0", 1 << 20, &[0x61; 1 << 20])
+        .unwrap();
+    let app = lab.cycle(asked(true));
+    assert_eq!(app.state, JobState::Succeeded, "{:?}", app.error);
+    cloud
+        .write_disk("app0-data0", 2 << 20, &[0x62; 1 << 20])
+        .unwrap();
+    let crash = lab.cycle(asked(false));
+    assert_eq!(crash.state, JobState::Succeeded, "{:?}", crash.error);
+    let store = lab.lab.store().clone();
+    assert_eq!(
+        store.point(point_of(&app)).unwrap().kind,
+        PointKind::AppConsistent
+    );
+    assert_eq!(
+        store.point(point_of(&crash)).unwrap().kind,
+        PointKind::CrashConsistent
+    );
+    // The journal records the same.
+    let item = store.item("app0").unwrap();
+    let replica = PathBuf::from(item.disks[1].replica_path.clone().unwrap());
+    let app_seq = step_output(&app, "ship-1")["seq"].as_u64().unwrap();
+    {
+        let (journal, _) = open_journal(&replica);
+        assert!(
+            journal
+                .points()
+                .iter()
+                .any(|p| p.seq == app_seq && p.app_consistent)
+        );
+    }
+
+    // A deallocated VM cannot be quiesced: the point is crash-consistent and
+    // the job log says why.
+    let site = store.site("cloud").unwrap();
+    let mut adapter = lab.lab.orchestrator.env().adapter(&site).unwrap();
+    adapter.cloud_power_off(&item.source.vm_id, true).unwrap();
+    let stopped = lab.cycle(asked(true));
+    assert_eq!(stopped.state, JobState::Succeeded, "{:?}", stopped.error);
+    assert_eq!(
+        store.point(point_of(&stopped)).unwrap().kind,
+        PointKind::CrashConsistent
+    );
+    let events = store.events(stopped.id, 0).unwrap();
     assert!(
         events
             .iter()
-            .any(|e| e.message.contains("crash-consistent")),
+            .any(|e| e.message.contains("crash-consistent point")
+                && e.message.contains("deallocated")),
         "{events:?}"
     );
-    assert!(
-        store
-            .points(item.id)
+    assert_eq!(lab.check_points("app0"), 6);
+
+    // Failover to the latest app-consistent point brings that point's bytes
+    // up, although two newer points exist.
+    let job = lab
+        .lab
+        .orchestrator
+        .failover(&FailoverParams {
+            plan: PLAN.into(),
+            direction: Direction::ToOnPremises,
+            point: PointChoice::LatestApp,
+            planned: false,
+            confirm: true,
+            network: None,
+        })
+        .unwrap();
+    let record = lab.wait(job);
+    assert_eq!(record.state, JobState::Succeeded, "{:?}", record.error);
+    let chosen = step_output(&record, "choose-points");
+    assert_eq!(chosen["app0"].as_i64(), Some(point_of(&app)));
+    let onprem = onprem_paths(&lab, "app0");
+    assert!(read_all(&onprem[1]) == lab.copies[&(point_of(&app), 1)]);
+}
+
+#[test]
+fn a_snapshot_step_that_fails_leaves_no_snapshot_behind() {
+    let settings = GroupSettings {
+        consistency: true,
+        ..GroupSettings::default()
+    };
+    let mut lab = lab(2, settings);
+    let group = ReplicateParams {
+        item: None,
+        group: Some(GROUP.into()),
+        app_consistent: false,
+    };
+    let first = lab.cycle(group.clone());
+    assert_eq!(first.state, JobState::Succeeded, "{:?}", first.error);
+    let store = lab.lab.store().clone();
+    let site = store.site("cloud").unwrap();
+    let mut adapter = lab.lab.orchestrator.env().adapter(&site).unwrap();
+    let mut snapshots = |vm: &str| {
+        let id = store.item(vm).unwrap().source.vm_id;
+        let mut ids: Vec<String> = adapter
+            .cloud_get_vm(&id)
             .unwrap()
+            .snapshots
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = (snapshots("app0"), snapshots("app1"));
+    assert_eq!(before.0.len(), 2, "the base snapshots of app0's two disks");
+    // app1's disk vanishes from the cloud: its restore point fails after
+    // app0's was taken.
+    let mut item = store.item("app1").unwrap();
+    item.disks[1].source_disk_id.push_str("-gone");
+    store.update_item(&item).unwrap();
+    let failed = lab.cycle(group);
+    assert_eq!(failed.state, JobState::Failed);
+    let error = failed.error.clone().unwrap_or_default();
+    assert!(error.contains("app1") || error.contains("-gone"), "{error}");
+    let after = (snapshots("app0"), snapshots("app1"));
+    assert_eq!(
+        after, before,
+        "app0's snapshots of the failed cycle deleted"
+    );
+}
+
+#[test]
+fn taken_snapshots_are_logged_for_a_rerun() {
+    let mut lab = lab(1, GroupSettings::default());
+    let job = lab.item_cycle("app0");
+    let store = lab.lab.store().clone();
+    let events = store.events(job.id, 0).unwrap();
+    let snapshot = step_output(&job, "snapshot")["disks"][1]["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The line a rerun of an interrupted `snapshot` step reads back.
+    assert!(
+        events
             .iter()
-            .all(|p| p.kind == homeward::store::PointKind::CrashConsistent)
+            .any(|e| e.step == Some(0)
+                && e.message.contains(&format!("snapshot {snapshot} of disk"))),
+        "{events:?}"
     );
 }
 

@@ -12,6 +12,7 @@ use super::instance::PluginInstance;
 pub use super::wit::v0_1::cloud_adapter::exports::homeward::plugin::cloud::{
     Access, ChangeSet, VmSpec as CloudVmSpec,
 };
+pub use super::wit::v0_1::cloud_restore_points::exports::homeward::plugin::cloud_restore_points::RestorePoint;
 pub use super::wit::v0_1::hypervisor_adapter::exports::homeward::plugin::hypervisor::{
     Inventory, ReadinessRequest, VmSpec as HypervisorVmSpec,
 };
@@ -94,4 +95,42 @@ adapter_calls! { cloud:
     fn cloud_delete_snapshot = "cloud.delete-snapshot" => call_delete_snapshot(disk_id: &str => disk_id, snapshot_id: &str => snapshot_id) -> ();
     /// `cloud.changed-ranges` between two snapshots of a disk.
     fn cloud_changed_ranges = "cloud.changed-ranges" => call_changed_ranges(disk_id: &str => disk_id, base: &str => base, target: &str => target) -> ChangeSet;
+}
+
+impl PluginInstance {
+    /// Whether this cloud adapter exports `cloud-restore-points` (API 0.1.1):
+    /// adapters built for 0.1.0 do not.
+    pub fn cloud_has_restore_points(&mut self) -> Result<bool, PluginError> {
+        self.call("cloud-restore-points", |b, _| {
+            Ok(b.cloud_restore_points()?.is_some())
+        })
+    }
+
+    /// `cloud-restore-points.create-restore-point`: snapshots of `disk_ids` of
+    /// `vm_id` at one instant, quiesced when asked and possible. `Ok(None)`
+    /// when the adapter lacks the interface (built for API 0.1.0).
+    pub fn cloud_create_restore_point(
+        &mut self,
+        vm_id: &str,
+        disk_ids: &[String],
+        quiesce: bool,
+    ) -> Result<Option<RestorePoint>, PluginError> {
+        const CALL: &str = "cloud-restore-points.create-restore-point";
+        let plugin = self.plugin_id().to_string();
+        let answer = self.call(CALL, |b, store| match b.cloud_restore_points()? {
+            Some(api) => api
+                .call_create_restore_point(store, vm_id, disk_ids, quiesce)
+                .map(Some),
+            None => Ok(None),
+        })?;
+        match answer {
+            None => Ok(None),
+            Some(Ok(point)) => Ok(Some(point)),
+            Some(Err(e)) => Err(PluginError::Failed {
+                plugin,
+                call: CALL,
+                failure: e.into(),
+            }),
+        }
+    }
 }

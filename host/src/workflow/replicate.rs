@@ -8,11 +8,14 @@
 //!
 //! Steps (each idempotent):
 //!
-//! - `snapshot`: a cloud snapshot of every disk of every VM of the job, one
-//!   consistency id for all of them. This is the barrier: nothing ships
-//!   before every snapshot is taken. Cloud snapshots are crash-consistent
-//!   (the cloud adapter cannot quiesce a guest), so a cycle asked for an
-//!   app-consistent point says so and records a crash-consistent one.
+//! - `snapshot`: a restore point of every VM of the job (one instant for all
+//!   of a VM's disks; `cloud-restore-points`, API 0.1.1), one consistency id
+//!   for all of them. This is the barrier: nothing ships before every
+//!   snapshot is taken. A cycle asked for an app-consistent point asks the
+//!   adapter to quiesce; a VM whose point could not be quiesced (stopped,
+//!   no agent, an adapter that cannot) gets a crash-consistent point and the
+//!   adapter's reason in the job log. Adapters built for API 0.1.0 have no
+//!   restore points: their disks are snapshotted one by one, crash-consistent.
 //! - `changes-N` (per disk): the adapter's changed ranges between the
 //!   previous cycle's snapshot and the new one, when that snapshot is the
 //!   base of the journal's latest point; else a *digest resync*
@@ -26,9 +29,10 @@
 //!   the item and in the job log, the previous snapshots deleted (the new
 //!   ones are the next cycle's base).
 //!
-//! A rerun of `snapshot` after a crash takes new snapshots; the ones the
-//! interrupted attempt took are left in the cloud (named by the adapter,
-//! found by the operator).
+//! Snapshots never leak: `snapshot` logs each one it takes before going on,
+//! deletes what it took when it fails, and a rerun after a crash deletes
+//! those the interrupted attempt logged ([`taken_line`], [`parse_taken`])
+//! before taking new ones.
 
 use super::common::{self, output, params, plugin_error, store_error, to_output};
 use super::{Shared, direction_words};
@@ -62,8 +66,8 @@ pub struct ReplicateParams {
     /// A whole group (its protected items, one consistency id).
     #[serde(default)]
     pub group: Option<String>,
-    /// Ask for an app-consistent point (recorded only if the source can
-    /// quiesce; cloud snapshots cannot).
+    /// Ask for an app-consistent point (recorded as such for each VM whose
+    /// adapter could quiesce it).
     #[serde(default)]
     pub app_consistent: bool,
 }
@@ -75,6 +79,8 @@ pub(crate) struct Replicate(pub Arc<Shared>);
 struct Snapped {
     consistency_id: String,
     taken_at: u64,
+    /// Every VM's point quiesced (kept for outputs saved before
+    /// [`SnapDisk::quiesced`]; each VM's own flag decides its point).
     app_consistent: bool,
     disks: Vec<SnapDisk>,
 }
@@ -88,6 +94,17 @@ struct SnapDisk {
     snapshot_id: String,
     /// The replica disk on the master target (host path).
     replica: String,
+    /// Taken by a quiesced (app-consistent) restore point.
+    #[serde(default)]
+    quiesced: bool,
+}
+
+/// One VM's snapshots for a cycle, in the order of its disks.
+struct VmPoint {
+    snapshot_ids: Vec<String>,
+    quiesced: bool,
+    /// Why an asked-for app-consistent point is crash-consistent.
+    note: Option<String>,
 }
 
 /// What `changes-N` found.
@@ -288,32 +305,52 @@ impl Replicate {
 
     fn snapshot(&self, ctx: &StepContext, p: &ReplicateParams) -> Result<Snapped, StepError> {
         let items = members(&self.0.store, p)?;
-        if p.app_consistent {
-            ctx.log(
-                "an app-consistent point was asked for, but cloud snapshots are crash-consistent \
-                 (the cloud adapter cannot quiesce the guest): this point is crash-consistent",
-            );
+        if ctx.attempt() > 1 {
+            self.drop_abandoned_snapshots(ctx);
         }
         let taken_at = crate::store::now_ms();
-        let mut disks = Vec::new();
+        let mut disks: Vec<SnapDisk> = Vec::new();
+        let mut result = Ok(());
         for item in &items {
-            let mut cloud = self.cloud(item)?;
-            for disk in &item.disks {
-                ctx.check_cancelled()?;
-                let snapshot = cloud
-                    .cloud_create_snapshot(&disk.source_disk_id)
-                    .map_err(plugin_error)?;
+            if let Err(e) = ctx.check_cancelled() {
+                result = Err(e);
+                break;
+            }
+            let point = match self
+                .cloud(item)
+                .and_then(|mut cloud| take_vm_point(&mut cloud, item, p.app_consistent, ctx))
+            {
+                Ok(point) => point,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            if let Some(note) = &point.note {
+                ctx.log(&format!("{}: crash-consistent point: {note}", item.name));
+            }
+            for (disk, snapshot_id) in item.disks.iter().zip(point.snapshot_ids) {
                 disks.push(SnapDisk {
                     item: item.name.clone(),
                     index: disk.index,
                     disk_id: disk.source_disk_id.clone(),
-                    snapshot_id: snapshot.id,
+                    snapshot_id,
                     replica: disk.replica_path.clone().unwrap_or_default(),
+                    quiesced: point.quiesced,
                 });
             }
         }
+        if let Err(e) = result {
+            // All or nothing: snapshots of a cycle that will not ship are
+            // nobody's base.
+            for disk in &disks {
+                self.delete_snapshot_quietly(ctx, &disk.item, &disk.disk_id, &disk.snapshot_id);
+            }
+            return Err(e);
+        }
+        let quiesced = disks.iter().filter(|d| d.quiesced).count();
         ctx.log(&format!(
-            "{} snapshot(s) of {} VM(s) taken (consistency id {})",
+            "{} snapshot(s) of {} VM(s) taken (consistency id {}), {quiesced} app-consistent",
             disks.len(),
             items.len(),
             cycle_tag(ctx)
@@ -321,9 +358,61 @@ impl Replicate {
         Ok(Snapped {
             consistency_id: cycle_tag(ctx),
             taken_at,
-            app_consistent: false,
+            app_consistent: !disks.is_empty() && quiesced == disks.len(),
             disks,
         })
+    }
+
+    /// Deletes the snapshots an earlier attempt of this step logged: it was
+    /// interrupted (the host killed) before its output was saved, so nothing
+    /// else knows them.
+    fn drop_abandoned_snapshots(&self, ctx: &StepContext) {
+        let events = match self.0.store.events(ctx.job_id(), 0) {
+            Ok(events) => events,
+            Err(e) => {
+                ctx.log(&format!(
+                    "cannot read the earlier attempts' log to delete their snapshots ({e}); \
+                     look for snapshots of this cycle's disks and delete them by hand"
+                ));
+                return;
+            }
+        };
+        for event in events.iter().filter(|e| e.step == Some(ctx.step_index())) {
+            if let Some((item, disk_id, snapshot_id)) = parse_taken(&event.message) {
+                self.delete_snapshot_quietly(ctx, item, disk_id, snapshot_id);
+            }
+        }
+    }
+
+    /// Deletes a snapshot of `item`'s disk; one already gone is fine, any
+    /// other failure is logged for the operator.
+    fn delete_snapshot_quietly(
+        &self,
+        ctx: &StepContext,
+        item: &str,
+        disk_id: &str,
+        snapshot: &str,
+    ) {
+        let cloud = self
+            .0
+            .store
+            .item(item)
+            .map_err(store_error)
+            .and_then(|item| self.cloud(&item));
+        let deleted = match cloud {
+            Ok(mut cloud) => match cloud.cloud_delete_snapshot(disk_id, snapshot) {
+                Ok(())
+                | Err(PluginError::Failed {
+                    failure: Failure::NotFound(_),
+                    ..
+                }) => return,
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        ctx.log(&format!(
+            "cannot delete snapshot {snapshot} of disk {disk_id} ({deleted}); delete it by hand"
+        ));
     }
 
     fn slot(&self, ctx: &StepContext, n: usize) -> Result<(Snapped, SnapDisk, Item), StepError> {
@@ -500,7 +589,7 @@ impl Replicate {
             journal_dir: journal_dir(&replica),
             point: NewPointMeta {
                 taken_at: snapped.taken_at,
-                app_consistent: snapped.app_consistent,
+                app_consistent: disk.quiesced,
                 consistency_id: Some(snapped.consistency_id.clone()),
                 label,
             },
@@ -557,6 +646,7 @@ impl Replicate {
             let mut resyncs = Vec::new();
             let mut methods = Vec::new();
             let mut previous = Vec::new();
+            let mut app_consistent = true;
             for (n, disk) in snapped
                 .disks
                 .iter()
@@ -566,6 +656,7 @@ impl Replicate {
                 let changes: Changes = output(ctx, &format!("changes-{n}"))?;
                 let shipped: Shipped = output(ctx, &format!("ship-{n}"))?;
                 bytes_sent += shipped.bytes_sent;
+                app_consistent &= disk.quiesced || snapped.app_consistent;
                 point_disks.push(PointDisk {
                     index: disk.index,
                     snapshot_id: disk.snapshot_id.clone(),
@@ -600,7 +691,7 @@ impl Replicate {
                     .add_point(&NewPoint {
                         item_id: item.id,
                         taken_at: snapped.taken_at,
-                        kind: if snapped.app_consistent {
+                        kind: if app_consistent {
                             PointKind::AppConsistent
                         } else {
                             PointKind::CrashConsistent
@@ -630,19 +721,8 @@ impl Replicate {
                 ctx.log(&format!("ALARM {}: {alarm}", item.name));
             }
             // The previous snapshots are no longer anyone's base.
-            let mut cloud = self.cloud(&item)?;
             for (disk_id, snapshot) in &previous {
-                match cloud.cloud_delete_snapshot(disk_id, snapshot) {
-                    Ok(()) => {}
-                    Err(PluginError::Failed {
-                        failure: Failure::NotFound(_),
-                        ..
-                    }) => {}
-                    Err(e) => ctx.log(&format!(
-                        "cannot delete the previous snapshot {snapshot} of disk {disk_id} ({e}); \
-                         delete it by hand"
-                    )),
-                }
+                self.delete_snapshot_quietly(ctx, &item.name, disk_id, snapshot);
             }
             methods.dedup();
             let mut detail = format!(
@@ -673,6 +753,88 @@ impl Replicate {
 /// The consistency id of a cycle's points (one for every VM of the job).
 fn cycle_tag(ctx: &StepContext) -> String {
     format!("cycle-{}", ctx.job_id())
+}
+
+/// One VM's snapshots: a restore point when the adapter has them (one
+/// instant for all the VM's disks, quiesced when asked and possible), else
+/// (an adapter built for API 0.1.0) one crash-consistent snapshot per disk.
+/// Each snapshot is logged ([`taken_line`]) as soon as it exists.
+fn take_vm_point(
+    cloud: &mut crate::plugin::PluginInstance,
+    item: &Item,
+    quiesce: bool,
+    ctx: &StepContext,
+) -> Result<VmPoint, StepError> {
+    let disk_ids: Vec<String> = item
+        .disks
+        .iter()
+        .map(|d| d.source_disk_id.clone())
+        .collect();
+    let restore_point = cloud
+        .cloud_create_restore_point(&item.source.vm_id, &disk_ids, quiesce)
+        .map_err(plugin_error)?;
+    let Some(point) = restore_point else {
+        let mut snapshot_ids = Vec::new();
+        for disk_id in &disk_ids {
+            let snapshot = cloud.cloud_create_snapshot(disk_id).map_err(plugin_error)?;
+            ctx.log(&taken_line(&item.name, disk_id, &snapshot.id));
+            snapshot_ids.push(snapshot.id);
+        }
+        return Ok(VmPoint {
+            snapshot_ids,
+            quiesced: false,
+            note: quiesce.then(|| {
+                format!(
+                    "adapter `{}` is built for plugin API 0.1.0, which has no restore points, \
+                     so it cannot quiesce the guest; upgrade the adapter",
+                    cloud.plugin_id()
+                )
+            }),
+        });
+    };
+    for (disk_id, snapshot) in disk_ids.iter().zip(&point.snapshots) {
+        ctx.log(&taken_line(&item.name, disk_id, &snapshot.id));
+    }
+    if point.snapshots.len() != disk_ids.len() {
+        // What it did take is logged, so the caller's cleanup finds it.
+        return Err(StepError::Failed(format!(
+            "adapter `{}` answered a restore point of {} with {} snapshot(s) for {} disk(s); \
+             the adapter is faulty: report it to its vendor",
+            cloud.plugin_id(),
+            item.name,
+            point.snapshots.len(),
+            disk_ids.len()
+        )));
+    }
+    let note = match (quiesce, point.quiesced) {
+        (true, false) => Some(point.note.unwrap_or_else(|| {
+            "the adapter could not quiesce the guest and gave no reason".to_string()
+        })),
+        _ => None,
+    };
+    Ok(VmPoint {
+        snapshot_ids: point.snapshots.into_iter().map(|s| s.id).collect(),
+        quiesced: point.quiesced,
+        note,
+    })
+}
+
+/// The job-log line that records a snapshot as soon as it exists, so a rerun
+/// of an interrupted `snapshot` step can delete it ([`parse_taken`]).
+fn taken_line(item: &str, disk_id: &str, snapshot_id: &str) -> String {
+    format!("{item}: snapshot {snapshot_id} of disk {disk_id} taken")
+}
+
+/// `(item, disk id, snapshot id)` of a [`taken_line`].
+fn parse_taken(line: &str) -> Option<(&str, &str, &str)> {
+    let (item, rest) = line.split_once(": snapshot ")?;
+    let (snapshot_id, rest) = rest.split_once(" of disk ")?;
+    let disk_id = rest.strip_suffix(" taken")?;
+    (!item.is_empty() && !snapshot_id.is_empty() && !disk_id.is_empty()).then_some((
+        item,
+        disk_id,
+        snapshot_id,
+    ))
 }
 
 /// Sorted, disjoint, non-empty.
@@ -788,4 +950,21 @@ pub(crate) fn journal_base(
         )));
     }
     Ok(committed.meta.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_line_reads_back() {
+        let line = taken_line("web01", "/subscriptions/s/disks/web01-os", "snap-7");
+        assert_eq!(
+            parse_taken(&line),
+            Some(("web01", "/subscriptions/s/disks/web01-os", "snap-7"))
+        );
+        assert_eq!(parse_taken("web01: 3 snapshot(s) taken"), None);
+        assert_eq!(parse_taken(": snapshot a of disk b taken"), None);
+        assert_eq!(parse_taken("x: snapshot a of disk b"), None);
+    }
 }

@@ -96,6 +96,9 @@
 //!   the snapshot id is the `x-ms-snapshot` timestamp, `parent-id` the
 //!   newest snapshot before it (as in the lab cloud), `created-at` the
 //!   timestamp. `delete-snapshot` deletes it.
+//!   `create-restore-point` (API 0.1.1, `restore_points.rs`) checks the
+//!   disks are the VM's and snapshots each; blob snapshots cannot quiesce,
+//!   so the point is crash-consistent, with a `note` when asked to quiesce.
 //!   `changed-ranges` uses the configured method and logs it:
 //!   `service-diff` (Get Page Ranges with `prevsnapshot`; Azurite's answer
 //!   to it is wrong, which is why it is not the default) or
@@ -111,6 +114,7 @@ pub mod disks;
 pub mod fault;
 pub mod lro;
 pub mod network;
+pub mod restore_points;
 pub mod settings;
 pub mod transport;
 
@@ -118,6 +122,7 @@ use arm::{Arm, RESOURCES_API};
 use homeward_sdk::cloud_adapter::exports::homeward::plugin::cloud::{
     Access, ChangeSet, Guest, VmSpec,
 };
+use homeward_sdk::cloud_adapter::exports::homeward::plugin::cloud_restore_points::RestorePoint;
 use homeward_sdk::types::{Disk, EndpointInfo, Network, Snapshot, Vm};
 use homeward_sdk::{Error, log};
 use settings::{HostConfig, Settings};
@@ -228,6 +233,22 @@ impl Guest for Azure {
     fn changed_ranges(disk_id: String, base: String, target: String) -> Result<ChangeSet, Error> {
         let (s, t) = session()?;
         disks::changed_ranges(&s, &t, &disk_id, &base, &target)
+    }
+}
+
+impl homeward_sdk::cloud_adapter::exports::homeward::plugin::cloud_restore_points::Guest for Azure {
+    fn create_restore_point(
+        vm_id: String,
+        disk_ids: Vec<String>,
+        quiesce: bool,
+    ) -> Result<RestorePoint, Error> {
+        let (s, t) = session()?;
+        let point = restore_points::create(&s, &t, &vm_id, &disk_ids, quiesce)?;
+        log::info(&format!(
+            "{vm_id}: {} blob snapshot(s) taken as one restore point",
+            point.snapshots.len()
+        ));
+        Ok(point)
     }
 }
 

@@ -174,13 +174,24 @@ pub fn snapshot_to_api(disk: &DiskFile, snapshot: &SnapshotFile) -> Snapshot {
         description: format!("snapshot of disk {}", disk.name),
         created_at: snapshot.created_at,
         parent_id: snapshot.parent_id.clone(),
-        quiesced: false,
+        quiesced: snapshot.quiesced,
     }
 }
 
 /// `create-snapshot`: a crash-consistent frozen copy of the disk, whose
 /// parent is the disk's newest snapshot.
 pub fn create_snapshot(lab: &Lab, caller: &Caller, id: &str) -> Result<Snapshot, Error> {
+    take_snapshot(lab, caller, id, false)
+}
+
+/// A frozen copy of the disk; `quiesced` records that the restore point it
+/// belongs to was app-consistent.
+pub fn take_snapshot(
+    lab: &Lab,
+    caller: &Caller,
+    id: &str,
+    quiesced: bool,
+) -> Result<Snapshot, Error> {
     caller.may(
         &lab.cloud,
         &format!("snapshot disk {id}"),
@@ -212,6 +223,7 @@ pub fn create_snapshot(lab: &Lab, caller: &Caller, id: &str) -> Result<Snapshot,
         disk_id: disk.id.clone(),
         created_at: now_millis(),
         parent_id: parent,
+        quiesced,
     };
     if let Err(e) = lab.save_snapshot(&disk.name, &snapshot) {
         let _ = lab.remove(&to);

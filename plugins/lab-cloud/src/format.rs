@@ -330,6 +330,10 @@ pub struct SnapshotFile {
     pub created_at: u64,
     /// The newest snapshot of the same disk when it was taken, if any.
     pub parent_id: Option<String>,
+    /// Taken by an app-consistent restore point (files written before the
+    /// field existed read as crash-consistent).
+    #[serde(default)]
+    pub quiesced: bool,
 }
 
 /// Azure's `vmId` for VM number `n`: a version-4-shaped UUID, deterministic.

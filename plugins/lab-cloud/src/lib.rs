@@ -115,6 +115,12 @@
 //!   `attached-to` (the VM id) when attached.
 //! - `create-snapshot(disk)`: missing → `not-found`; a frozen sparse copy;
 //!   `parent-id` is the disk's newest snapshot, `quiesced` false.
+//! - `create-restore-point(vm, disks, quiesce)` (API 0.1.1): VM missing →
+//!   `not-found`; no disk, or a disk not attached to the VM →
+//!   `invalid-input`. One snapshot per disk, as `create-snapshot` takes
+//!   them; app-consistent (`quiesced`) when asked for and the VM is running,
+//!   else crash-consistent with a `note` saying the VM is stopped. A failure
+//!   part way deletes the snapshots already taken.
 //! - `delete-snapshot(disk, snapshot)`: disk missing, or snapshot missing or
 //!   of another disk → `not-found`.
 //! - `changed-ranges(disk, base, target)`: either snapshot missing or of
@@ -132,6 +138,7 @@ pub mod disks;
 pub mod format;
 pub mod ipv4;
 pub mod network;
+pub mod restore_points;
 pub mod store;
 
 use auth::Caller;
@@ -139,6 +146,7 @@ use homeward_sdk::Error;
 use homeward_sdk::cloud_adapter::exports::homeward::plugin::cloud::{
     Access, ChangeSet, Guest, VmSpec,
 };
+use homeward_sdk::cloud_adapter::exports::homeward::plugin::cloud_restore_points::RestorePoint;
 use homeward_sdk::types::{Disk, EndpointInfo, Network, Snapshot, Vm};
 use homeward_sdk::{config, log};
 use std::path::Path;
@@ -249,6 +257,29 @@ impl Guest for LabCloud {
     fn changed_ranges(disk_id: String, base: String, target: String) -> Result<ChangeSet, Error> {
         let s = session()?;
         disks::changed_ranges(&s.lab, &s.caller, &disk_id, &base, &target)
+    }
+}
+
+impl homeward_sdk::cloud_adapter::exports::homeward::plugin::cloud_restore_points::Guest
+    for LabCloud
+{
+    fn create_restore_point(
+        vm_id: String,
+        disk_ids: Vec<String>,
+        quiesce: bool,
+    ) -> Result<RestorePoint, Error> {
+        let s = session()?;
+        let point = restore_points::create(&s.lab, &s.caller, &vm_id, &disk_ids, quiesce)?;
+        log::info(&format!(
+            "{vm_id}: restore point of {} disk(s) taken ({})",
+            point.snapshots.len(),
+            if point.quiesced {
+                "app-consistent"
+            } else {
+                "crash-consistent"
+            }
+        ));
+        Ok(point)
     }
 }
 

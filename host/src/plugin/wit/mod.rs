@@ -154,4 +154,16 @@ impl KindInstance {
             KindInstance::V0_1(b) => b.cloud(),
         }
     }
+
+    /// The `cloud-restore-points` export of a cloud adapter (API 0.1.1), `None`
+    /// when the adapter lacks it.
+    pub(crate) fn cloud_restore_points(
+        &self,
+    ) -> wasmtime::Result<
+        Option<&v0_1::cloud_restore_points::exports::homeward::plugin::cloud_restore_points::Guest>,
+    > {
+        match self {
+            KindInstance::V0_1(b) => b.cloud_restore_points(),
+        }
+    }
 }

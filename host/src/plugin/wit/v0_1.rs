@@ -44,8 +44,24 @@ pub mod hypervisor_adapter {
     });
 }
 
-/// Bindings of the `cloud-adapter` world.
+/// Bindings of the `cloud-adapter-base` world: what every cloud adapter of
+/// the line exports. `cloud-restore-points` (0.1.1) is looked up apart
+/// ([`cloud_restore_points`]) so that 0.1.0 adapters keep loading.
 pub mod cloud_adapter {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "cloud-adapter-base",
+        with: {
+            "homeward:plugin/types": super::host_imports::homeward::plugin::types,
+            "homeward:plugin/log": super::host_imports::homeward::plugin::log,
+            "homeward:plugin/config": super::host_imports::homeward::plugin::config,
+        },
+    });
+}
+
+/// Bindings of the whole `cloud-adapter` world, used only for its optional
+/// `cloud-restore-points` export (`exports::homeward::plugin::cloud_restore_points`).
+pub mod cloud_restore_points {
     wasmtime::component::bindgen!({
         path: "../wit/v0.1",
         world: "cloud-adapter",
@@ -112,16 +128,27 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
     host_imports::HostImports::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |s| s)
 }
 
+use cloud_restore_points::exports::homeward::plugin::cloud_restore_points::{
+    Guest as RestorePointsGuest, GuestIndices as RestorePointsIndices,
+};
+
 pub(crate) enum KindPre {
     Hypervisor(hypervisor_adapter::HypervisorAdapterPre<PluginState>),
-    Cloud(cloud_adapter::CloudAdapterPre<PluginState>),
+    Cloud {
+        pre: cloud_adapter::CloudAdapterBasePre<PluginState>,
+        /// Present when the adapter exports `cloud-restore-points` (0.1.1).
+        restore_points: Option<RestorePointsIndices>,
+    },
     Filesystem(filesystem_handler::FilesystemHandlerPre<PluginState>),
     GuestStep(guest_step::GuestStepPre<PluginState>),
 }
 
 pub(crate) enum KindInstance {
     Hypervisor(hypervisor_adapter::HypervisorAdapter),
-    Cloud(cloud_adapter::CloudAdapter),
+    Cloud {
+        bindings: cloud_adapter::CloudAdapterBase,
+        restore_points: Option<RestorePointsGuest>,
+    },
     Filesystem(filesystem_handler::FilesystemHandler),
     GuestStep(guest_step::GuestStep),
 }
@@ -132,7 +159,10 @@ impl KindPre {
             PluginKind::HypervisorAdapter => {
                 KindPre::Hypervisor(hypervisor_adapter::HypervisorAdapterPre::new(pre)?)
             }
-            PluginKind::CloudAdapter => KindPre::Cloud(cloud_adapter::CloudAdapterPre::new(pre)?),
+            PluginKind::CloudAdapter => KindPre::Cloud {
+                restore_points: RestorePointsIndices::new(&pre).ok(),
+                pre: cloud_adapter::CloudAdapterBasePre::new(pre)?,
+            },
             PluginKind::FilesystemHandler => {
                 KindPre::Filesystem(filesystem_handler::FilesystemHandlerPre::new(pre)?)
             }
@@ -146,7 +176,19 @@ impl KindPre {
     ) -> wasmtime::Result<KindInstance> {
         Ok(match self {
             KindPre::Hypervisor(p) => KindInstance::Hypervisor(p.instantiate(store)?),
-            KindPre::Cloud(p) => KindInstance::Cloud(p.instantiate(store)?),
+            KindPre::Cloud {
+                pre,
+                restore_points,
+            } => {
+                let instance = pre.instance_pre().instantiate(&mut *store)?;
+                KindInstance::Cloud {
+                    bindings: cloud_adapter::CloudAdapterBase::new(&mut *store, &instance)?,
+                    restore_points: match restore_points {
+                        Some(indices) => Some(indices.load(&mut *store, &instance)?),
+                        None => None,
+                    },
+                }
+            }
             KindPre::Filesystem(p) => KindInstance::Filesystem(p.instantiate(store)?),
             KindPre::GuestStep(p) => KindInstance::GuestStep(p.instantiate(store)?),
         })
@@ -158,7 +200,7 @@ macro_rules! every_kind {
     ($self:expr, $b:ident => $call:expr) => {
         match $self {
             KindInstance::Hypervisor($b) => $call,
-            KindInstance::Cloud($b) => $call,
+            KindInstance::Cloud { bindings: $b, .. } => $call,
             KindInstance::Filesystem($b) => $call,
             KindInstance::GuestStep($b) => $call,
         }
@@ -328,10 +370,19 @@ impl KindInstance {
     pub(crate) fn cloud(
         &self,
     ) -> wasmtime::Result<&cloud_adapter::exports::homeward::plugin::cloud::Guest> {
-        let KindInstance::Cloud(b) = self else {
+        let KindInstance::Cloud { bindings, .. } = self else {
             wasmtime::bail!("not a cloud-adapter plugin");
         };
-        Ok(b.homeward_plugin_cloud())
+        Ok(bindings.homeward_plugin_cloud())
+    }
+
+    /// The `cloud-restore-points` export of a cloud adapter, `None` when the
+    /// adapter was built for API 0.1.0 and lacks it.
+    pub(crate) fn cloud_restore_points(&self) -> wasmtime::Result<Option<&RestorePointsGuest>> {
+        let KindInstance::Cloud { restore_points, .. } = self else {
+            wasmtime::bail!("not a cloud-adapter plugin");
+        };
+        Ok(restore_points.as_ref())
     }
 }
 
