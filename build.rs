@@ -21,6 +21,10 @@ fn main() {
         ("HOMEWARD_FIXTURE_DISK_PROBE", "disk_probe.wasm"),
         ("HOMEWARD_FIXTURE_BROKEN_STEP", "broken_step.wasm"),
         ("HOMEWARD_FIXTURE_BROKEN_FS", "broken_fs.wasm"),
+        (
+            "HOMEWARD_FIXTURE_COMPAT_CLOUD_0_1_0",
+            "compat_cloud_0_1_0.wasm",
+        ),
     ] {
         println!("cargo:rustc-env={var}={}", out.join(file).display());
     }

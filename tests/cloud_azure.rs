@@ -11,7 +11,9 @@
 //! server and the call deadline. Storage runs against Azurite
 //! (`homeward_tests::azurite`): disk endpoints the host's page-blob device
 //! opens, snapshots, and changed ranges (exactly the changed blocks by
-//! `compare`; `service-diff` reported as the method that ran). The cloud
+//! `compare`; `service-diff` reported as the method that ran), and restore
+//! points (API 0.1.1: one blob snapshot per disk of the VM, usable like any
+//! snapshot, never quiesced, with a note when asked to). The cloud
 //! conformance suite runs with `--target`.
 
 use homeward::config::{HostPort, Secret};
@@ -727,6 +729,7 @@ fn conformance_suite_against_the_fake_with_target() {
         "cloud/networks",
         "cloud/disk-endpoint",
         "cloud/changed-ranges",
+        "cloud/restore-points",
         "cloud/reader-role",
     ] {
         assert_eq!(outcome(case), "SKIP", "{case}:\n{out}");
@@ -1137,4 +1140,183 @@ fn snapshot_endpoint_is_the_frozen_blob_read_only() {
         failure(instance.cloud_disk_endpoint(missing, Access::Read)),
         Failure::NotFound(_)
     ));
+}
+
+/// A VM of the fake ARM whose managed disks have their page blobs in
+/// Azurite (`disks/<name>.vhd`), disk `i` holding `pattern(4096, i)` at `at`;
+/// the blobs are returned open for writing, OS disk first.
+fn vm_with_blobs(
+    storage: &Storage,
+    name: &str,
+    blob_sizes: &[u64],
+    ip: &str,
+    at: u64,
+) -> (fake_arm::SeededVm, Vec<page_blob::PageBlob>) {
+    let gib: Vec<u64> = blob_sizes.iter().map(|_| 1).collect();
+    let seeded = storage.setup.arm.add_vm(name, &gib, "vnet1", "app", ip);
+    let blobs = blob_sizes
+        .iter()
+        .enumerate()
+        .map(|(i, size)| {
+            let blob = match i {
+                0 => format!("{name}-os.vhd"),
+                n => format!("{name}-data{}.vhd", n - 1),
+            };
+            let disk = storage.azurite.create_disk("disks", &blob, *size);
+            disk.write_at(&pattern(4096, i as u8), at).unwrap();
+            disk.flush().unwrap();
+            disk
+        })
+        .collect();
+    (seeded, blobs)
+}
+
+#[test]
+fn restore_point_is_one_blob_snapshot_per_disk_usable_like_any_snapshot() {
+    let storage = Storage::new(&[]);
+    // Two sizes, so a snapshot read under the wrong disk shows.
+    let (web, blobs) = vm_with_blobs(&storage, "web01", &[4 * MIB, 2 * MIB], "10.20.1.10", MIB);
+    let (os, data) = (&web.disk_ids[0], &web.disk_ids[1]);
+    let mut instance = storage.setup.instance();
+    let logs = recorder(&mut instance);
+    assert!(instance.cloud_has_restore_points().unwrap());
+
+    // Asked data disk first: the answer follows the order asked.
+    let point = instance
+        .cloud_create_restore_point(&web.id, &[data.clone(), os.clone()], false)
+        .unwrap()
+        .expect("the azure adapter exports cloud-restore-points");
+    assert!(!point.quiesced);
+    assert_eq!(point.note, None);
+    assert_eq!(point.snapshots.len(), 2, "{point:?}");
+    assert!(point.snapshots.iter().all(|s| !s.quiesced), "{point:?}");
+    let (data_snap, os_snap) = (&point.snapshots[0], &point.snapshots[1]);
+    assert_eq!(data_snap.name, format!("web01-data0@{}", data_snap.id));
+    assert_eq!(os_snap.name, format!("web01-os@{}", os_snap.id));
+    assert!(
+        logs.lines()
+            .join("\n")
+            .contains("2 blob snapshot(s) taken as one restore point")
+    );
+
+    // The disks move on; each snapshot, read as DISK@SNAPSHOT through the
+    // managed disk's id, keeps the bytes of the point.
+    for blob in &blobs {
+        blob.write_at(&pattern(4096, 0xee), MIB).unwrap();
+        blob.flush().unwrap();
+    }
+    for (i, (disk, snap, capacity)) in [(os, os_snap, 4 * MIB), (data, data_snap, 2 * MIB)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("{disk}@{}", snap.id);
+        let answer = instance.cloud_disk_endpoint(&id, Access::Read).unwrap();
+        assert_eq!(answer.id, id);
+        assert_eq!(answer.capacity_bytes, capacity);
+        let DiskLocator::Blob(endpoint) = &answer.locator else {
+            panic!("{:?}", answer.locator)
+        };
+        let device = page_blob::open(endpoint, false).unwrap();
+        let mut read = vec![0; 4096];
+        device.read_at(&mut read, MIB).unwrap();
+        assert_eq!(read, pattern(4096, i as u8), "{id} keeps the point's bytes");
+    }
+    // (Not checked: that os@<data's snapshot> is not found. Snapshot ids
+    // are timestamps, and two blobs snapshotted back to back may share one.)
+
+    // A later snapshot chains on the point's; changed-ranges compares them.
+    let later = instance.cloud_create_snapshot(os).unwrap();
+    assert_eq!(later.parent_id.as_deref(), Some(os_snap.id.as_str()));
+    let changes = instance
+        .cloud_changed_ranges(os, &os_snap.id, &later.id)
+        .unwrap();
+    let ranges: Vec<(u64, u64)> = changes
+        .ranges
+        .iter()
+        .map(|r| (r.offset, r.length))
+        .collect();
+    assert_eq!(ranges, vec![(MIB, BLOCK)]);
+    let listed = instance.cloud_get_vm(&web.id).unwrap().snapshots;
+    assert_eq!(listed.len(), 3, "{listed:?}");
+
+    // Deleted one by one, as any snapshot.
+    instance.cloud_delete_snapshot(data, &data_snap.id).unwrap();
+    instance.cloud_delete_snapshot(os, &os_snap.id).unwrap();
+    assert!(matches!(
+        failure(instance.cloud_disk_endpoint(&format!("{os}@{}", os_snap.id), Access::Read)),
+        Failure::NotFound(_)
+    ));
+    let left: Vec<String> = instance
+        .cloud_get_vm(&web.id)
+        .unwrap()
+        .snapshots
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, vec![later.id.clone()]);
+}
+
+#[test]
+fn restore_point_asked_to_quiesce_is_crash_consistent_with_the_note() {
+    let storage = Storage::new(&[]);
+    let (web, _blobs) = vm_with_blobs(&storage, "web01", &[MIB, MIB], "10.20.1.10", 0);
+    let mut instance = storage.setup.instance();
+    let point = instance
+        .cloud_create_restore_point(&web.id, &web.disk_ids, true)
+        .unwrap()
+        .unwrap();
+    assert!(!point.quiesced, "blob snapshots cannot quiesce: {point:?}");
+    assert!(point.snapshots.iter().all(|s| !s.quiesced), "{point:?}");
+    assert_eq!(point.snapshots.len(), 2);
+    let note = point
+        .note
+        .expect("a note says why the point is not quiesced");
+    assert!(
+        note.contains("cannot quiesce") && note.contains("crash-consistent"),
+        "{note}"
+    );
+    for (disk, snap) in web.disk_ids.iter().zip(&point.snapshots) {
+        instance.cloud_delete_snapshot(disk, &snap.id).unwrap();
+    }
+}
+
+#[test]
+fn restore_point_of_a_disk_not_of_the_vm_is_refused_and_takes_nothing() {
+    let storage = Storage::new(&[]);
+    let (web, _blobs) = vm_with_blobs(&storage, "web01", &[MIB, MIB], "10.20.1.10", 0);
+    let (db, _db_blobs) = vm_with_blobs(&storage, "db01", &[MIB], "10.20.1.11", 0);
+    drop(storage.azurite.create_disk("disks", "spare.vhd", MIB));
+    let os = web.disk_ids[0].clone();
+    let mut instance = storage.setup.instance();
+
+    for foreign in [
+        db.disk_ids[0].clone(),
+        fake_arm::disk_id("ghost"),
+        "disks/spare.vhd".to_string(),
+    ] {
+        match failure(instance.cloud_create_restore_point(
+            &web.id,
+            &[os.clone(), foreign.clone()],
+            false,
+        )) {
+            Failure::InvalidInput(m) => assert!(
+                m.contains(&foreign) && m.contains("not attached to virtual machine `web01`"),
+                "{m}"
+            ),
+            other => panic!("{foreign}: {other:?}"),
+        }
+    }
+    match failure(instance.cloud_create_restore_point(&web.id, &[], false)) {
+        Failure::InvalidInput(m) => assert!(m.contains("at least one disk"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let ghost = fake_arm::vm_id("ghost");
+    assert!(matches!(
+        failure(instance.cloud_create_restore_point(&ghost, std::slice::from_ref(&os), false)),
+        Failure::NotFound(_)
+    ));
+    for vm in [&web.id, &db.id] {
+        let snapshots = instance.cloud_get_vm(vm).unwrap().snapshots;
+        assert!(snapshots.is_empty(), "{snapshots:?}");
+    }
 }

@@ -49,12 +49,15 @@ fn the_lab_cloud_passes_the_cloud_suite() {
         skipped.into_iter().collect::<Vec<_>>(),
         ["cloud/unreachable-network-endpoint"]
     );
-    assert!(
-        report
-            .cases
-            .iter()
-            .any(|c| c.name == "cloud/changed-ranges" && c.outcome == Outcome::Pass)
-    );
+    for name in ["cloud/changed-ranges", "cloud/restore-points"] {
+        assert!(
+            report
+                .cases
+                .iter()
+                .any(|c| c.name == name && c.outcome == Outcome::Pass),
+            "{name} ran and passed"
+        );
+    }
 }
 
 #[test]

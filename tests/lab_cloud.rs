@@ -2,8 +2,9 @@
 //! writes (`homeward::lab::cloud`): VMs with their disks, NICs and private
 //! IPs, power states, creating and deleting VMs, networks, Reader refusals
 //! with the missing Azure actions, disk endpoints the host's disk reader and
-//! `qemu-img` open, snapshot diffs, and that a secret never reaches a log
-//! line or an error.
+//! `qemu-img` open, snapshot diffs, restore points (API 0.1.1: quiesced or
+//! crash-consistent with a note, snapshots usable one by one, refusals that
+//! take nothing), and that a secret never reaches a log line or an error.
 
 use homeward::config::{DirGrant, Secret};
 use homeward::disk::ImageFormat;
@@ -862,4 +863,245 @@ fn concurrent_create_vm_never_hands_out_an_address_twice() {
         list.dedup();
         assert_eq!(list.len(), before, "duplicates in {list:?}");
     }
+}
+
+/// Snapshot files (`DISK@SNAPSHOT.vhd` and `.json`) left in the lab.
+fn snapshot_files(lab: &Lab) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(lab.cloud.root().join("disks"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains('@'))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn restore_point_of_a_running_vm_is_quiesced_and_its_snapshots_are_usable() {
+    let lab = Lab::new();
+    // Two capacities, so a snapshot read under the wrong disk shows.
+    let web = lab.add_vm("web01", &[4 * MIB, 2 * MIB], None);
+    let (os, data) = (&web.disks[0], &web.disks[1]);
+    lab.cloud
+        .write_disk(&os.name, MIB, b"os at the point")
+        .unwrap();
+    lab.cloud
+        .write_disk(&data.name, 3 * BLOCK, b"data at the point")
+        .unwrap();
+    let mut cloud = lab.instance();
+    assert!(cloud.cloud_has_restore_points().unwrap());
+
+    // Asked data disk first: the answer follows the order asked.
+    let asked = vec![data.id.clone(), os.id.clone()];
+    let point = cloud
+        .cloud_create_restore_point(&web.id, &asked, true)
+        .unwrap()
+        .expect("lab-cloud exports cloud-restore-points");
+    assert!(point.quiesced, "{point:?}");
+    assert_eq!(point.note, None);
+    assert_eq!(point.snapshots.len(), 2, "{point:?}");
+    assert!(point.snapshots.iter().all(|s| s.quiesced), "{point:?}");
+    let (data_snap, os_snap) = (&point.snapshots[0], &point.snapshots[1]);
+    assert_ne!(data_snap.id, os_snap.id);
+    assert_eq!(
+        cloud
+            .cloud_disk_endpoint(&format!("{}@{}", data.id, data_snap.id), Access::Read)
+            .unwrap()
+            .capacity_bytes,
+        2 * MIB
+    );
+    // Each snapshot is its own disk's: not found under the other disk.
+    not_found(cloud.cloud_disk_endpoint(&format!("{}@{}", os.id, data_snap.id), Access::Read));
+    not_found(cloud.cloud_disk_endpoint(&format!("{}@{}", data.id, os_snap.id), Access::Read));
+
+    // The disks move on after the point; the snapshots keep the point's bytes.
+    lab.cloud
+        .write_disk(&os.name, MIB, b"os after  point")
+        .unwrap();
+    lab.cloud
+        .write_disk(&data.name, 3 * BLOCK, b"data after  point")
+        .unwrap();
+    for (disk, snap, offset, bytes) in [
+        (os, os_snap, MIB, &b"os at the point"[..]),
+        (data, data_snap, 3 * BLOCK, &b"data at the point"[..]),
+    ] {
+        let endpoint = cloud
+            .cloud_disk_endpoint(&format!("{}@{}", disk.id, snap.id), Access::Read)
+            .unwrap();
+        assert_eq!(endpoint.capacity_bytes, disk.capacity);
+        let DiskLocator::LocalPath(path) = &endpoint.locator else {
+            panic!("{:?}", endpoint.locator)
+        };
+        let device =
+            homeward::disk::open(Path::new(path), false, Some(ImageFormat::VhdFixed)).unwrap();
+        let mut read = vec![0u8; bytes.len()];
+        device.read_at(&mut read, offset).unwrap();
+        assert_eq!(read, bytes, "{} at the point", disk.name);
+    }
+
+    // A later plain snapshot chains on the point's, and changed-ranges
+    // compares them: exactly the block written since.
+    let later = cloud.cloud_create_snapshot(&os.id).unwrap();
+    assert_eq!(later.parent_id.as_deref(), Some(os_snap.id.as_str()));
+    assert!(!later.quiesced);
+    let changes = cloud
+        .cloud_changed_ranges(&os.id, &os_snap.id, &later.id)
+        .unwrap();
+    let ranges: Vec<(u64, u64)> = changes
+        .ranges
+        .iter()
+        .map(|r| (r.offset, r.length))
+        .collect();
+    assert_eq!(ranges, vec![(MIB, BLOCK)]);
+
+    // get-vm reports `quiesced` per snapshot.
+    let vm = cloud.cloud_get_vm(&web.id).unwrap();
+    let listed: Vec<(&str, bool)> = vm
+        .snapshots
+        .iter()
+        .map(|s| (s.id.as_str(), s.quiesced))
+        .collect();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    for (id, quiesced) in [
+        (os_snap.id.as_str(), true),
+        (later.id.as_str(), false),
+        (data_snap.id.as_str(), true),
+    ] {
+        assert!(
+            listed.contains(&(id, quiesced)),
+            "{id} {quiesced}: {listed:?}"
+        );
+    }
+
+    // Deleted one by one, as any snapshot.
+    cloud
+        .cloud_delete_snapshot(&data.id, &data_snap.id)
+        .unwrap();
+    cloud.cloud_delete_snapshot(&os.id, &os_snap.id).unwrap();
+    not_found(cloud.cloud_disk_endpoint(&format!("{}@{}", os.id, os_snap.id), Access::Read));
+    not_found(cloud.cloud_delete_snapshot(&data.id, &data_snap.id));
+    let left: Vec<String> = cloud
+        .cloud_get_vm(&web.id)
+        .unwrap()
+        .snapshots
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, vec![later.id.clone()]);
+}
+
+#[test]
+fn restore_point_without_quiesce_or_of_a_stopped_vm_is_crash_consistent() {
+    let lab = Lab::new();
+    let web = lab.add_vm("web01", &[MIB, MIB], None);
+    let disks: Vec<String> = web.disks.iter().map(|d| d.id.clone()).collect();
+    let mut cloud = lab.instance();
+
+    // Not asked: crash-consistent, and nothing to explain.
+    let point = cloud
+        .cloud_create_restore_point(&web.id, &disks, false)
+        .unwrap()
+        .unwrap();
+    assert!(!point.quiesced);
+    assert_eq!(point.note, None);
+    assert_eq!(point.snapshots.len(), 2);
+    assert!(point.snapshots.iter().all(|s| !s.quiesced), "{point:?}");
+
+    // Asked, but no agent runs in a stopped or deallocated VM: a
+    // crash-consistent point anyway, and the note says why.
+    for (deallocate, state) in [(false, "stopped"), (true, "deallocated")] {
+        cloud.cloud_power_off(&web.id, deallocate).unwrap();
+        let point = cloud
+            .cloud_create_restore_point(&web.id, &disks, true)
+            .unwrap()
+            .unwrap();
+        assert!(!point.quiesced, "{point:?}");
+        assert!(point.snapshots.iter().all(|s| !s.quiesced), "{point:?}");
+        assert_eq!(point.snapshots.len(), 2);
+        let note = point
+            .note
+            .expect("a note says why the point is not quiesced");
+        assert!(
+            note.contains("web01") && note.contains(state) && note.contains("crash-consistent"),
+            "{note}"
+        );
+    }
+    let vm = cloud.cloud_get_vm(&web.id).unwrap();
+    assert_eq!(vm.snapshots.len(), 6);
+    assert!(
+        vm.snapshots.iter().all(|s| !s.quiesced),
+        "{:?}",
+        vm.snapshots
+    );
+
+    // Running again: app-consistent again.
+    cloud.cloud_start(&web.id).unwrap();
+    let point = cloud
+        .cloud_create_restore_point(&web.id, &disks[..1], true)
+        .unwrap()
+        .unwrap();
+    assert!(point.quiesced && point.note.is_none(), "{point:?}");
+}
+
+#[test]
+fn restore_point_refusals_take_nothing() {
+    let lab = Lab::new();
+    let web = lab.add_vm("web01", &[MIB, MIB], None);
+    let db = lab.add_vm("db01", &[MIB], None);
+    let spare = lab.cloud.add_disk("spare", MIB).unwrap();
+    let os = web.disks[0].id.clone();
+    let mut cloud = lab.instance();
+
+    // Another VM's disk, a disk of no VM, a disk that does not exist.
+    for (foreign, name) in [
+        (db.disks[0].id.clone(), "db01-os"),
+        (spare.id.clone(), "spare"),
+        (lab.cloud.disk_id("ghost"), "ghost"),
+    ] {
+        let message =
+            invalid(cloud.cloud_create_restore_point(&web.id, &[os.clone(), foreign], true));
+        assert!(
+            message.contains(name) && message.contains("not attached to virtual machine `web01`"),
+            "{message}"
+        );
+    }
+    let message = invalid(cloud.cloud_create_restore_point(&web.id, &[], false));
+    assert!(
+        message.contains("at least one disk") && message.contains("web01"),
+        "{message}"
+    );
+    let ghost = lab.cloud.vm_id("ghost");
+    let message =
+        not_found(cloud.cloud_create_restore_point(&ghost, std::slice::from_ref(&os), false));
+    assert!(message.contains("ghost"), "{message}");
+
+    // A Reader may not snapshot: refused with the missing action.
+    let mut reader = lab.as_principal(READER, READER_SECRET);
+    match failure(reader.cloud_create_restore_point(&web.id, std::slice::from_ref(&os), false)) {
+        Failure::PermissionDenied { missing, .. } => {
+            assert_eq!(missing, vec!["Microsoft.Compute/snapshots/write"])
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // All or nothing: the second disk cannot be copied, so the first
+    // disk's snapshot, already taken, is deleted again.
+    std::fs::remove_file(&web.disks[1].path).unwrap();
+    let refused =
+        cloud.cloud_create_restore_point(&web.id, &[os.clone(), web.disks[1].id.clone()], false);
+    assert!(
+        matches!(refused, Err(PluginError::Failed { .. })),
+        "{refused:?}"
+    );
+
+    assert_eq!(snapshot_files(&lab), Vec::<String>::new());
+    for vm in [&web.id, &db.id] {
+        assert!(cloud.cloud_get_vm(vm).unwrap().snapshots.is_empty());
+    }
+    // The refused point did take snapshot 1 (and drew number 2 for the
+    // disk it could not copy) before it undid it: the next one is number 3,
+    // and has no parent, since snapshot 1 is gone.
+    let next = cloud.cloud_create_snapshot(&os).unwrap();
+    assert!(next.id.ends_with("web01-os-snap3"), "{next:?}");
+    assert_eq!(next.parent_id, None);
 }

@@ -45,7 +45,7 @@ fn stage_ok(
 
 fn data_disks_equal(lab: &DemoLab) -> bool {
     let onprem = lab.onprem_disks().unwrap();
-    fingerprint(&onprem[1]).unwrap() == fingerprint(&lab.cloud_disk("web01-data0")).unwrap()
+    fingerprint(&onprem[1]).unwrap() == fingerprint(lab.cloud_disk("web01-data0")).unwrap()
 }
 
 #[test]

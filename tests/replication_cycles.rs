@@ -731,6 +731,49 @@ fn app_consistent_points_come_from_quiesced_restore_points() {
 }
 
 #[test]
+fn the_retention_chosen_at_reprotect_becomes_the_groups() {
+    let lab = lab(1, GroupSettings::default());
+    let reprotect = |retention_hours| ReprotectParams {
+        item: "app0".into(),
+        direction: Direction::ToOnPremises,
+        group: None,
+        master_target: Some("mt-01".into()),
+        process_server: Some("ps-01".into()),
+        account: Some(lab_site::ADMIN_USER.into()),
+        datastore: Some("ds1".into()),
+        retention_hours,
+        // A second reprotect of a replicating item: its replica is ours.
+        allow_overwrite: true,
+    };
+    let refused = lab.wait(lab.lab.orchestrator.reprotect(&reprotect(Some(0))).unwrap());
+    assert_eq!(refused.state, JobState::Failed);
+    assert!(
+        refused
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("at least 1 hour"),
+        "{:?}",
+        refused.error
+    );
+    let job = lab.wait(
+        lab.lab
+            .orchestrator
+            .reprotect(&reprotect(Some(48)))
+            .unwrap(),
+    );
+    assert_eq!(job.state, JobState::Succeeded, "{:?}", job.error);
+    let group = lab.lab.store().group(GROUP).unwrap();
+    assert_eq!(group.settings.retention_hours, Some(48));
+    assert_eq!(
+        homeward::workflow::journal_options(&group.settings)
+            .retention
+            .max_age,
+        Duration::from_secs(48 * 3600)
+    );
+}
+
+#[test]
 fn a_snapshot_step_that_fails_leaves_no_snapshot_behind() {
     let settings = GroupSettings {
         consistency: true,

@@ -6,18 +6,23 @@
 //! and prints their paths (never the tokens). SIGINT or SIGTERM stop it
 //! gracefully: no new calls, running job steps finish, then the process ends;
 //! a job cut short resumes at its step on the next start.
+//!
+//! The replication-cycle driver runs too: every group that sets
+//! `cycle_interval_secs` gets its cycles (issue 8) for as long as the server
+//! runs, and picks up again after a restart.
 
 use crate::control::auth::TokenFileState;
 use crate::control::server::{self, ServeError};
 use crate::control::state::{DEFAULT_STATE_DIR, StateDir};
 use crate::jobs::SchedulerOptions;
-use crate::workflow::{Env, Orchestrator};
+use crate::workflow::{Cycles, Env, Orchestrator};
 use anyhow::Context;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub fn run(
     state_dir: Option<&Path>,
@@ -74,6 +79,12 @@ pub fn run(
         orchestrator
             .start()
             .context("starting the job scheduler (resuming unfinished jobs)")?;
+        let cycles = orchestrator.start_cycles(CYCLE_TICK);
+        writeln!(
+            out,
+            "replication cycles: every group's cycle interval, checked every {} s",
+            CYCLE_TICK.as_secs()
+        )?;
         let mut handle = server::spawn(orchestrator.clone(), listen).await?;
         writeln!(out, "control API listening on {}", handle.addr())?;
         out.flush()?;
@@ -91,17 +102,31 @@ pub fn run(
                 let _ = writeln!(out, "stopping: running job steps finish first");
                 let _ = out.flush();
                 handle.stop().await?;
+                stop_cycles(cycles).await;
                 orchestrator.shutdown().await;
                 let _ = writeln!(out, "stopped");
                 Ok(ExitCode::SUCCESS)
             }
             Some(result) => {
+                stop_cycles(cycles).await;
                 orchestrator.shutdown().await;
                 result?;
                 Err(ServeError::Transport("the control API stopped".into()).into())
             }
         }
     })
+}
+
+/// How often the cycle driver looks for due cycles (intervals are whole
+/// seconds).
+const CYCLE_TICK: Duration = Duration::from_secs(1);
+
+/// Stops the cycle driver (joining its thread, off the async workers); the
+/// cycles it submitted finish with the scheduler.
+async fn stop_cycles(cycles: Cycles) {
+    if let Err(e) = tokio::task::spawn_blocking(move || cycles.stop()).await {
+        tracing::warn!("stopping the replication-cycle driver: {e}");
+    }
 }
 
 /// The plugin-set file as the store keeps it: its text, unless it holds an

@@ -231,7 +231,8 @@ pub struct JournalSettings {
     /// Older points are thinned to one per period of this length.
     #[serde(default)]
     pub one_per_secs: Option<u64>,
-    /// Points older than this are dropped.
+    /// Points older than this are dropped (unset: the group's
+    /// `retention_hours`, else 24 hours).
     #[serde(default)]
     pub max_age_secs: Option<u64>,
     /// At most this many points.

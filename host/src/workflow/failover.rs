@@ -727,7 +727,7 @@ impl FailoverItem {
     ) -> Result<usize, StepError> {
         let paths = replica_endpoints(&self.0, item, Access::Read)?;
         let group = self.0.store.group(&item.group).map_err(store_error)?;
-        let options = super::replicate::journal_options(&group.settings.journal);
+        let options = super::replicate::journal_options(&group.settings);
         let mut rolled = 0;
         let mut seqs = Vec::new();
         for (disk, endpoint) in point.disks.iter().zip(&paths) {

@@ -150,10 +150,10 @@ impl Orchestrator {
     pub fn start(&self) -> Result<(), OrchestratorError> {
         self.scheduler().start()?;
         let monitor = components::monitor(self.shared.store.clone(), components::DEFAULT_INTERVAL);
-        if let Ok(mut slot) = self.shared.monitor.lock() {
-            if let Some(old) = slot.replace(monitor) {
-                old.abort();
-            }
+        if let Ok(mut slot) = self.shared.monitor.lock()
+            && let Some(old) = slot.replace(monitor)
+        {
+            old.abort();
         }
         Ok(())
     }

@@ -41,7 +41,7 @@ use crate::journal::{self, Journal, JournalOptions, NewPointMeta, Retention};
 use crate::plugin::adapter::Access;
 use crate::plugin::{Failure, PluginError};
 use crate::store::{
-    Direction, Item, ItemState, JournalSettings, NewPoint, PointDisk, PointKind, SiteKind, Store,
+    Direction, GroupSettings, Item, ItemState, NewPoint, PointDisk, PointKind, SiteKind, Store,
 };
 use crate::sync::extents::{ExtentShipment, differing_ranges, ship_local};
 use crate::sync::{DEFAULT_BLOCK_SIZE, DiskEndpoint};
@@ -142,9 +142,15 @@ pub fn journal_dir(replica: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A group's journal settings as the journal's options.
-pub fn journal_options(s: &JournalSettings) -> JournalOptions {
+/// A group's journal settings as the journal's options. The oldest point
+/// kept is the journal's own `max_age_secs`, else the group's retention
+/// (S1: chosen at reprotect), else the default (24 h).
+pub fn journal_options(group: &GroupSettings) -> JournalOptions {
     let defaults = Retention::default();
+    let s = &group.journal;
+    let retention = group
+        .retention_hours
+        .map(|h| Duration::from_secs(u64::from(h) * 3600));
     JournalOptions {
         max_bytes: s.max_bytes.unwrap_or(u64::MAX),
         retention: Retention {
@@ -154,7 +160,11 @@ pub fn journal_options(s: &JournalSettings) -> JournalOptions {
             then_one_per: s
                 .one_per_secs
                 .map_or(defaults.then_one_per, Duration::from_secs),
-            max_age: s.max_age_secs.map_or(defaults.max_age, Duration::from_secs),
+            max_age: s
+                .max_age_secs
+                .map(Duration::from_secs)
+                .or(retention)
+                .unwrap_or(defaults.max_age),
             max_points: s.max_points.or(defaults.max_points),
         },
     }
@@ -428,7 +438,7 @@ impl Replicate {
 
     fn options(&self, item: &Item) -> Result<JournalOptions, StepError> {
         let group = self.0.store.group(&item.group).map_err(store_error)?;
-        Ok(journal_options(&group.settings.journal))
+        Ok(journal_options(&group.settings))
     }
 
     /// The snapshot's frozen content as the data path reads it.
@@ -610,6 +620,8 @@ impl Replicate {
             result
         });
         let outcome = outcome.map_err(|e| sync_error(&format!("shipping {what}"), e))?;
+        // The data path reports every 250 ms: a watcher also sees the end.
+        ctx.progress(outcome.bytes_changed, outcome.bytes_changed, &what);
         let alarms: Vec<String> = outcome.alarms.iter().map(ToString::to_string).collect();
         for alarm in &alarms {
             ctx.log(&format!("ALARM {what}: {alarm}"));
@@ -955,6 +967,32 @@ pub(crate) fn journal_base(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::JournalSettings;
+
+    #[test]
+    fn the_journal_keeps_points_for_the_groups_retention() {
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(
+            journal_options(&GroupSettings::default()).retention.max_age,
+            day
+        );
+        let group = GroupSettings {
+            retention_hours: Some(72),
+            ..GroupSettings::default()
+        };
+        assert_eq!(journal_options(&group).retention.max_age, 3 * day);
+        // The journal's own setting wins.
+        let group = GroupSettings {
+            journal: JournalSettings {
+                max_age_secs: Some(3600),
+                ..JournalSettings::default()
+            },
+            ..group
+        };
+        let options = journal_options(&group);
+        assert_eq!(options.retention.max_age, Duration::from_secs(3600));
+        assert_eq!(options.max_bytes, u64::MAX);
+    }
 
     #[test]
     fn a_taken_line_reads_back() {

@@ -143,6 +143,37 @@ impl Workflow for Reprotect {
 }
 
 impl Reprotect {
+    /// The retention the operator chose for this reprotect (S1) becomes the
+    /// failback group's: its journals keep points that long (unless the
+    /// group's journal settings say otherwise).
+    fn keep_retention(
+        &self,
+        ctx: &StepContext,
+        p: &ReprotectParams,
+        group: &str,
+    ) -> Result<(), StepError> {
+        let Some(hours) = p.retention_hours else {
+            return Ok(());
+        };
+        if hours == 0 {
+            return Err(StepError::Failed(
+                "a retention of 0 hours keeps no recovery point: give at least 1 hour".to_string(),
+            ));
+        }
+        let store = &self.0.store;
+        let mut settings = store.group(group).map_err(store_error)?.settings;
+        if settings.retention_hours != Some(hours) {
+            settings.retention_hours = Some(hours);
+            store
+                .set_group_settings(group, &settings)
+                .map_err(store_error)?;
+            ctx.log(&format!(
+                "group {group}: recovery points kept {hours} h (retention chosen for this reprotect)"
+            ));
+        }
+        Ok(())
+    }
+
     fn check(
         &self,
         ctx: &StepContext,
@@ -255,6 +286,7 @@ impl Reprotect {
                     "alternate"
                 };
                 ctx.log(&format!("failback to the {location} location"));
+                self.keep_retention(ctx, p, &group)?;
                 Ok(Checked {
                     target_site: site.name,
                     location: location.to_string(),
@@ -419,7 +451,7 @@ impl Reprotect {
                     ),
                     None => {
                         // A rerun finds the VM an earlier attempt made.
-                        let name = format!("{}", item.name);
+                        let name = item.name.clone();
                         let inventory = hypervisor.hypervisor_discover().map_err(plugin_error)?;
                         let existing = inventory.vms.iter().find(|vm| vm.name == name).cloned();
                         match existing {
@@ -568,7 +600,7 @@ impl Reprotect {
                 (Direction::ToOnPremises, Some((_, path))) => Some(super::replicate::journal_base(
                     std::path::Path::new(path),
                     &moved.digest,
-                    super::replicate::journal_options(&group.settings.journal),
+                    super::replicate::journal_options(&group.settings),
                     crate::journal::NewPointMeta {
                         taken_at: crate::store::now_ms(),
                         app_consistent: false,

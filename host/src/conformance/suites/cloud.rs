@@ -5,7 +5,9 @@
 //! secret in any error or log; VMs that power off (deallocating), start, are
 //! created from existing disks and deleted without their disks; networks
 //! that say which part is missing (S11); disk endpoints the host can open;
-//! and changed ranges between two snapshots that cover every changed byte.
+//! changed ranges between two snapshots that cover every changed byte; and
+//! (API 0.1.1) restore points: one snapshot per disk of a VM, usable like any
+//! disk snapshot, crash-consistent unless the adapter says it quiesced.
 //!
 //! A cloud adapter has no discovery, so cases that need a VM or a network
 //! seed them in a lab; against a real endpoint those cases skip with the
@@ -101,6 +103,13 @@ pub fn cases() -> Vec<Case> {
             smoke: false,
             requires: &[],
             run: changed_ranges,
+        },
+        Case {
+            name: "cloud/restore-points",
+            summary: "create-restore-point (API 0.1.1) takes one snapshot per disk, in order, each readable as DISK@SNAPSHOT and deletable; says why a point is not quiesced; refuses a disk not of the VM",
+            smoke: false,
+            requires: &[],
+            run: restore_points,
         },
         Case {
             name: "cloud/reader-role",
@@ -567,6 +576,214 @@ fn changed_ranges(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
         instance.cloud_delete_snapshot(&disk_id, &target.id),
     )?;
     Ok(())
+}
+
+/// The skip reason of `cloud/restore-points` for an adapter without the
+/// interface.
+pub const NO_RESTORE_POINTS: &str = "the adapter does not export cloud-restore-points (API 0.1.1): it was \
+     built for API 0.1.0, and the host snapshots its disks one by one instead";
+
+fn restore_points(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    // Whether the interface is there does not depend on the target: ask
+    // first, so a 0.1.0 adapter skips for that reason and no other.
+    let mut probe = ctx.instance()?;
+    let present = expect_ok(
+        "looking up cloud-restore-points",
+        probe.cloud_has_restore_points(),
+    )?;
+    if !present {
+        let api = &ctx.manifest().api;
+        return Err(CaseEnd::Skip(format!(
+            "{NO_RESTORE_POINTS} (its manifest says api = {api})"
+        )));
+    }
+    let setup = Setup::new(ctx, make_lab)?;
+    let seeded = setup.seeded_vm("a VM whose disks to snapshot is needed")?;
+    let cloud = setup.lab("a VM whose disks to snapshot is needed")?;
+    // A mark per disk, so each snapshot is seen to hold its own disk's bytes.
+    let marks: Vec<Vec<u8>> = seeded
+        .disks
+        .iter()
+        .map(|d| format!("homeward-conformance restore point of {}", d.name).into_bytes())
+        .collect();
+    for (disk, mark) in seeded.disks.iter().zip(&marks) {
+        cloud
+            .write_disk(&disk.name, MARK_AT, mark)
+            .map_err(|e| CaseEnd::Fail(format!("cannot write the lab disk {}: {e}", disk.name)))?;
+    }
+    let disk_ids: Vec<String> = seeded.disks.iter().map(|d| d.id.clone()).collect();
+    let mut instance = setup.instance(ctx)?;
+    let before = expect_ok("get-vm", instance.cloud_get_vm(&seeded.id))?
+        .snapshots
+        .len();
+
+    let point = take_point(&mut instance, &seeded.id, &disk_ids, false)?;
+    let checked = (|| -> Result<(), CaseEnd> {
+        ensure!(
+            !point.quiesced,
+            "a restore point taken with quiesce=false says it is quiesced"
+        );
+        check_point(&point, &disk_ids)?;
+        // After the point the disks move on; the snapshots must not.
+        for disk in &seeded.disks {
+            cloud
+                .write_disk(&disk.name, MARK_AT, &[0x5a; 64])
+                .map_err(|e| {
+                    CaseEnd::Fail(format!("cannot write the lab disk {}: {e}", disk.name))
+                })?;
+        }
+        for ((disk, snapshot), mark) in seeded.disks.iter().zip(&point.snapshots).zip(&marks) {
+            let id = format!("{}@{}", disk.id, snapshot.id);
+            let endpoint = expect_ok(
+                &format!("disk-endpoint (read) of the restore point's snapshot {id}"),
+                instance.cloud_disk_endpoint(&id, Access::Read),
+            )?;
+            let device = open_endpoint(&endpoint, false)?;
+            ensure!(
+                device.capacity() == disk.capacity,
+                "{id} opens with {} bytes, its disk has {} (snapshots out of order?)",
+                device.capacity(),
+                disk.capacity
+            );
+            let mut read = vec![0u8; mark.len()];
+            device
+                .read_at(&mut read, MARK_AT)
+                .map_err(|e| CaseEnd::Fail(format!("cannot read {id}: {e}")))?;
+            ensure!(
+                read == *mark,
+                "{id} does not hold its disk's bytes at the time of the point"
+            );
+        }
+        Ok(())
+    })();
+    let deleted = delete_point(&mut instance, &disk_ids, &point);
+    checked?;
+    deleted?;
+    for (disk, snapshot) in disk_ids.iter().zip(&point.snapshots) {
+        expect_error(
+            "disk-endpoint of a deleted restore point's snapshot",
+            instance.cloud_disk_endpoint(&format!("{disk}@{}", snapshot.id), Access::Read),
+            &[ErrorKind::NotFound],
+        )?;
+    }
+
+    // Asked to quiesce: app-consistent, or crash-consistent saying why.
+    let point = take_point(&mut instance, &seeded.id, &disk_ids, true)?;
+    let checked = (|| -> Result<(), CaseEnd> {
+        check_point(&point, &disk_ids)?;
+        ensure!(
+            point.quiesced || point.note.as_deref().is_some_and(|n| !n.trim().is_empty()),
+            "a restore point asked to quiesce is crash-consistent without a note saying why"
+        );
+        Ok(())
+    })();
+    let deleted = delete_point(&mut instance, &disk_ids, &point);
+    checked?;
+    deleted?;
+
+    // A disk that is not the VM's, or no disk at all, is refused, and the
+    // refusal leaves no snapshot behind (a partial point is no point).
+    let foreign = cloud
+        .add_disk(&scratch_name("foreign"), 1 << 20)
+        .map_err(|e| CaseEnd::Fail(format!("cannot seed a disk: {e}")))?;
+    let unknown = cloud.disk_id(&scratch_name("missing"));
+    for (what, disks) in [
+        (
+            "create-restore-point with a disk of no VM",
+            vec![disk_ids[0].clone(), foreign.id.clone()],
+        ),
+        (
+            "create-restore-point with a disk that does not exist",
+            vec![disk_ids[0].clone(), unknown],
+        ),
+    ] {
+        expect_error(
+            what,
+            instance
+                .cloud_create_restore_point(&seeded.id, &disks, false)
+                .map(|p| p.map(|p| p.snapshots.len())),
+            &[ErrorKind::InvalidInput, ErrorKind::NotFound],
+        )?;
+    }
+    let after = expect_ok("get-vm", instance.cloud_get_vm(&seeded.id))?
+        .snapshots
+        .len();
+    ensure!(
+        after == before,
+        "the VM had {before} snapshot(s) before the restore points and has {after} after they were \
+         deleted and the refused ones: a refused or deleted point left snapshots behind"
+    );
+    Ok(())
+}
+
+/// Where `cloud/restore-points` marks each disk.
+const MARK_AT: u64 = 64 * 1024;
+
+/// A restore point of `disk_ids`, or a failed case.
+fn take_point(
+    instance: &mut PluginInstance,
+    vm_id: &str,
+    disk_ids: &[String],
+    quiesce: bool,
+) -> Result<crate::plugin::adapter::RestorePoint, CaseEnd> {
+    let what = format!("create-restore-point (quiesce={quiesce})");
+    expect_ok(
+        &what,
+        instance.cloud_create_restore_point(vm_id, disk_ids, quiesce),
+    )?
+    .ok_or_else(|| {
+        CaseEnd::Fail(format!(
+            "{what}: the adapter exports cloud-restore-points, yet the host found no function to call"
+        ))
+    })
+}
+
+/// One snapshot per disk asked for, each agreeing with the point on
+/// `quiesced`. The order is checked by reading them back as `DISK@SNAPSHOT`.
+fn check_point(
+    point: &crate::plugin::adapter::RestorePoint,
+    disk_ids: &[String],
+) -> Result<(), CaseEnd> {
+    ensure!(
+        point.snapshots.len() == disk_ids.len(),
+        "a restore point of {} disk(s) holds {} snapshot(s)",
+        disk_ids.len(),
+        point.snapshots.len()
+    );
+    for snapshot in &point.snapshots {
+        ensure!(
+            !snapshot.id.is_empty(),
+            "a snapshot of the restore point has no id"
+        );
+        ensure!(
+            snapshot.quiesced == point.quiesced,
+            "snapshot {} says quiesced={}, its restore point quiesced={}",
+            snapshot.id,
+            snapshot.quiesced,
+            point.quiesced
+        );
+    }
+    Ok(())
+}
+
+/// Deletes every snapshot of `point` (each under its disk), trying them all
+/// before failing.
+fn delete_point(
+    instance: &mut PluginInstance,
+    disk_ids: &[String],
+    point: &crate::plugin::adapter::RestorePoint,
+) -> Result<(), CaseEnd> {
+    let mut first_failure = Ok(());
+    for (disk, snapshot) in disk_ids.iter().zip(&point.snapshots) {
+        let result = expect_ok(
+            &format!("delete-snapshot of the restore point's snapshot of {disk}"),
+            instance.cloud_delete_snapshot(disk, &snapshot.id),
+        );
+        if first_failure.is_ok() {
+            first_failure = result;
+        }
+    }
+    first_failure
 }
 
 fn covered_by_union(ranges: &[crate::plugin::adapter::ByteRange], want: &Range<u64>) -> bool {
