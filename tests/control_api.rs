@@ -1,6 +1,7 @@
 //! The control API over gRPC, against a server started in-process on the lab
 //! adapters: token checks and roles, reflection, the records (sites,
-//! components, groups, plans, items), errors, and the online backup.
+//! components, groups, plans, items), group settings (journal caps merged,
+//! bad values refused), errors, and the online backup.
 
 use homeward::control::client::Connection;
 use homeward::control::proto as pb;
@@ -330,6 +331,7 @@ fn sites_components_groups_plans_and_items() {
                     datastore: Some("ds2".into()),
                     ..Default::default()
                 }),
+                clear: vec![],
             })
             .await
             .unwrap()
@@ -340,6 +342,7 @@ fn sites_components_groups_plans_and_items() {
             .set_group_settings(pb::SetGroupSettingsRequest {
                 name: "PG9".into(),
                 settings: None,
+                clear: vec![],
             })
             .await
             .unwrap_err();
@@ -456,6 +459,291 @@ fn sites_components_groups_plans_and_items() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    });
+}
+
+fn journal(
+    keep_all: u64,
+    one_per: u64,
+    max_age: u64,
+    points: u64,
+    bytes: u64,
+) -> pb::JournalSettings {
+    pb::JournalSettings {
+        keep_all_secs: Some(keep_all),
+        one_per_secs: Some(one_per),
+        max_age_secs: Some(max_age),
+        max_points: Some(points),
+        max_bytes: Some(bytes),
+    }
+}
+
+async fn set_settings(
+    client: &mut homeward::control::client::Client,
+    group: &str,
+    settings: pb::GroupSettings,
+    clear: &[&str],
+) -> Result<pb::GroupSettings, tonic::Status> {
+    client
+        .set_group_settings(pb::SetGroupSettingsRequest {
+            name: group.into(),
+            settings: Some(settings),
+            clear: clear.iter().map(|c| c.to_string()).collect(),
+        })
+        .await
+        .map(|r| r.into_inner().settings.unwrap())
+}
+
+#[test]
+fn journal_settings_round_trip_and_a_partial_change_keeps_them() {
+    let server = TestServer::lab();
+    let store = server.orchestrator.store().clone();
+    server.block_on(async {
+        let conn = connect(&server, Role::Operator).await;
+        let mut client = conn.client.clone();
+        let caps = journal(600, 300, 7200, 40, 2 << 30);
+        let made = client
+            .create_group(pb::CreateGroupRequest {
+                name: "PG1".into(),
+                direction: pb::Direction::ToCloud as i32,
+                settings: Some(pb::GroupSettings {
+                    consistency: Some(true),
+                    rpo_target_secs: Some(300),
+                    cycle_interval_secs: Some(60),
+                    app_consistent_every: Some(4),
+                    journal: Some(caps),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let failback = made.failback.unwrap().settings.unwrap();
+        assert_eq!(failback.journal, Some(caps), "{failback:?}");
+        // What the store keeps, not only what the reply says.
+        let stored = store.group("PG1_Failback").unwrap().settings;
+        assert_eq!(stored.journal.keep_all_secs, Some(600));
+        assert_eq!(stored.journal.one_per_secs, Some(300));
+        assert_eq!(stored.journal.max_age_secs, Some(7200));
+        assert_eq!(stored.journal.max_points, Some(40));
+        assert_eq!(stored.journal.max_bytes, Some(2 << 30));
+        assert_eq!(stored.app_consistent_every, Some(4));
+
+        // Only the RPO target: the journal caps, the cycle and consistency stay.
+        let after = set_settings(
+            &mut client,
+            "PG1_Failback",
+            pb::GroupSettings {
+                rpo_target_secs: Some(120),
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(after.rpo_target_secs, Some(120));
+        assert_eq!(after.journal, Some(caps), "{after:?}");
+        assert_eq!(after.cycle_interval_secs, Some(60));
+        assert_eq!(after.consistency, Some(true));
+        let stored = store.group("PG1_Failback").unwrap().settings;
+        assert_eq!(stored.rpo_target_secs, Some(120));
+        assert_eq!(stored.journal.max_bytes, Some(2 << 30));
+
+        // One journal field: the others stay; consistency can be turned off.
+        let after = set_settings(
+            &mut client,
+            "PG1_Failback",
+            pb::GroupSettings {
+                consistency: Some(false),
+                journal: Some(pb::JournalSettings {
+                    max_points: Some(10),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+        let j = after.journal.unwrap();
+        assert_eq!((j.max_points, j.max_bytes), (Some(10), Some(2 << 30)));
+        assert_eq!(after.consistency, Some(false));
+
+        // Clearing: back to the default, the rest untouched.
+        let after = set_settings(
+            &mut client,
+            "PG1_Failback",
+            pb::GroupSettings::default(),
+            &["journal.max_bytes", "rpo_target_secs"],
+        )
+        .await
+        .unwrap();
+        let j = after.journal.unwrap();
+        assert_eq!(j.max_bytes, None);
+        assert_eq!(j.keep_all_secs, Some(600));
+        assert_eq!(after.rpo_target_secs, None);
+        assert_eq!(after.cycle_interval_secs, Some(60));
+        // The pair was never touched.
+        let pg1 = store.group("PG1").unwrap().settings;
+        assert_eq!(pg1.rpo_target_secs, Some(300));
+        assert_eq!(pg1.journal.max_bytes, Some(2 << 30));
+    });
+}
+
+#[test]
+fn bad_group_settings_are_refused_naming_the_field() {
+    let server = TestServer::lab();
+    let store = server.orchestrator.store().clone();
+    server.block_on(async {
+        let conn = connect(&server, Role::Operator).await;
+        let mut client = conn.client.clone();
+        let status = client
+            .create_group(pb::CreateGroupRequest {
+                name: "PG1".into(),
+                direction: pb::Direction::ToCloud as i32,
+                settings: Some(pb::GroupSettings {
+                    journal: Some(pb::JournalSettings {
+                        one_per_secs: Some(0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(
+            status.message().contains("journal.one_per_secs is 0")
+                && status.message().contains("at least 1 second"),
+            "{status:?}"
+        );
+        assert!(
+            store.groups().unwrap().is_empty(),
+            "a refused group was made"
+        );
+
+        client
+            .create_group(pb::CreateGroupRequest {
+                name: "PG1".into(),
+                direction: pb::Direction::ToCloud as i32,
+                settings: Some(pb::GroupSettings {
+                    rpo_target_secs: Some(300),
+                    cycle_interval_secs: Some(60),
+                    journal: Some(journal(600, 300, 7200, 40, 2 << 30)),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap();
+        let before = store.group("PG1").unwrap().settings;
+        let only_journal = |j: pb::JournalSettings| pb::GroupSettings {
+            journal: Some(j),
+            ..Default::default()
+        };
+        let cases: Vec<(pb::GroupSettings, Vec<&str>, &str, &str)> = vec![
+            (
+                only_journal(pb::JournalSettings {
+                    max_bytes: Some(4096),
+                    ..Default::default()
+                }),
+                vec![],
+                "journal.max_bytes is 4096 bytes",
+                "1048576",
+            ),
+            (
+                only_journal(pb::JournalSettings {
+                    max_age_secs: Some(86_400_000),
+                    ..Default::default()
+                }),
+                vec![],
+                "journal.max_age_secs",
+                "366 days",
+            ),
+            (
+                only_journal(pb::JournalSettings {
+                    max_points: Some(0),
+                    ..Default::default()
+                }),
+                vec![],
+                "journal.max_points is 0",
+                "clear it",
+            ),
+            (
+                pb::GroupSettings {
+                    rpo_target_secs: Some(0),
+                    ..Default::default()
+                },
+                vec![],
+                "rpo_target_secs is 0",
+                "at least 1 second",
+            ),
+            (
+                pb::GroupSettings {
+                    app_consistent_every: Some(0),
+                    ..Default::default()
+                },
+                vec![],
+                "app_consistent_every is 0",
+                "clear it",
+            ),
+            // Checked against what the group already has: its 60 s cycle.
+            (
+                pb::GroupSettings {
+                    rpo_target_secs: Some(30),
+                    ..Default::default()
+                },
+                vec![],
+                "cycle_interval_secs (60 s) is longer than rpo_target_secs (30 s)",
+                "at most 30 s",
+            ),
+            (
+                pb::GroupSettings::default(),
+                vec!["journal.size"],
+                "\"journal.size\", which is not a setting",
+                "journal.max_bytes",
+            ),
+            (
+                only_journal(pb::JournalSettings {
+                    max_bytes: Some(1 << 30),
+                    ..Default::default()
+                }),
+                vec!["journal"],
+                "journal.max_bytes is both set and cleared",
+                "one or the other",
+            ),
+        ];
+        for (settings, clear, what, fix) in cases {
+            let status = set_settings(&mut client, "PG1", settings, &clear)
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+            assert!(
+                status.message().contains(what) && status.message().contains(fix),
+                "want {what:?} and {fix:?}: {status:?}"
+            );
+            assert_eq!(
+                store.group("PG1").unwrap().settings,
+                before,
+                "a refused change was kept"
+            );
+        }
+        // The edges are accepted: one block, 366 days.
+        let after = set_settings(
+            &mut client,
+            "PG1",
+            pb::GroupSettings {
+                journal: Some(pb::JournalSettings {
+                    max_bytes: Some(1 << 20),
+                    max_age_secs: Some(366 * 86_400),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(after.journal.unwrap().max_bytes, Some(1 << 20));
     });
 }
 

@@ -1,8 +1,11 @@
 //! The `homeward` client commands against a server started in-process:
-//! tables, `--json` parsed back, exit codes, backup and restore, and a job
-//! submitted and followed with `--wait`.
+//! tables, `--json` parsed back, exit codes, group settings and item RPO,
+//! backup and restore, and a job submitted and followed with `--wait`.
 
-use homeward::store::{Group, Item, JobRecord, JobState, Plan, Role, Site, Store};
+use homeward::store::{
+    Direction, Group, Item, JobRecord, JobState, NewPoint, Plan, PointDisk, PointKind, Role, Site,
+    Store,
+};
 use homeward_tests::control::TestServer;
 use homeward_tests::homeward_exit;
 use std::process::ExitCode;
@@ -405,6 +408,177 @@ fn backup_streams_from_the_server_and_restore_waits_for_it_to_stop() {
     );
 }
 
+/// The value on `name`'s line of `group show`'s table.
+fn setting(detail: &str, name: &str) -> String {
+    detail
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name} in:\n{detail}"))
+        .to_string()
+}
+
+/// A group's journal caps and RPO through `group create/set/show/list`, and
+/// the items' RPO in `items --json`.
+#[test]
+fn group_settings_and_the_items_rpo_through_the_cli() {
+    let server = TestServer::lab();
+    let vm_id = server.add_vm("web01", &[1 << 20]);
+    ok(
+        &server,
+        &[
+            "site",
+            "add",
+            "onprem",
+            "--kind",
+            "on-premises",
+            "--plugin",
+            "lab-hypervisor",
+        ],
+    );
+    ok(
+        &server,
+        &[
+            "group",
+            "create",
+            "PG1",
+            "--rpo-target-secs",
+            "600",
+            "--cycle-interval-secs",
+            "60",
+            "--app-consistent-every",
+            "4",
+            "--journal-keep-all-secs",
+            "900",
+            "--journal-max-points",
+            "40",
+            "--journal-max-bytes",
+            "2GiB",
+        ],
+    );
+    // Only the RPO target changes; the journal caps stay.
+    let changed: Group = serde_json::from_value(json(
+        &server,
+        &["group", "set", "PG1", "--rpo-target-secs", "120"],
+    ))
+    .unwrap();
+    assert_eq!(changed.settings.rpo_target_secs, Some(120));
+    let groups: Vec<Group> = serde_json::from_value(json(&server, &["group", "list"])).unwrap();
+    let pg1 = groups.iter().find(|g| g.name == "PG1").unwrap();
+    assert_eq!(pg1.settings.rpo_target_secs, Some(120));
+    assert_eq!(pg1.settings.cycle_interval_secs, Some(60));
+    assert_eq!(pg1.settings.app_consistent_every, Some(4));
+    assert_eq!(pg1.settings.journal.keep_all_secs, Some(900));
+    assert_eq!(pg1.settings.journal.max_points, Some(40));
+    assert_eq!(pg1.settings.journal.max_bytes, Some(2 << 30));
+    let shown: Group = serde_json::from_value(json(&server, &["group", "show", "PG1"])).unwrap();
+    assert_eq!(&shown, pg1);
+
+    let table = ok(&server, &["group", "list"]);
+    assert!(
+        table.lines().next().unwrap().contains("RPO-TARGET")
+            && table.contains("keep-all=900s max-points=40 max-bytes=2 GiB"),
+        "{table}"
+    );
+    let detail = ok(&server, &["group", "show", "PG1"]);
+    assert_eq!(setting(&detail, "rpo-target-secs"), "120s (2m)");
+    assert_eq!(setting(&detail, "journal-max-bytes"), "2147483648 (2 GiB)");
+    assert_eq!(
+        setting(&detail, "journal-one-per-secs"),
+        "- (default 3600s (1h))"
+    );
+    // An unset journal age follows the group's retention.
+    ok(&server, &["group", "set", "PG1", "--retention-hours", "72"]);
+    let detail = ok(&server, &["group", "show", "PG1"]);
+    assert_eq!(
+        setting(&detail, "journal-max-age-secs"),
+        "- (default 259200s (3d))"
+    );
+
+    // --clear unsets one journal cap; the others stay.
+    let cleared: Group = serde_json::from_value(json(
+        &server,
+        &["group", "set", "PG1", "--clear", "journal-max-bytes"],
+    ))
+    .unwrap();
+    assert_eq!(cleared.settings.journal.max_bytes, None);
+    assert_eq!(cleared.settings.journal.keep_all_secs, Some(900));
+    // Bad values: exit 2, the field and the fix named, nothing changed.
+    let (code, out) = cli(
+        &server,
+        Role::Operator,
+        &["group", "set", "PG1", "--journal-one-per-secs", "0"],
+    );
+    assert_eq!(code, ExitCode::from(2), "{out}");
+    assert!(
+        out.contains("journal.one_per_secs is 0") && out.contains("at least 1 second"),
+        "{out}"
+    );
+    let (code, out) = cli(
+        &server,
+        Role::Operator,
+        &["group", "set", "PG1", "--clear", "journal-size"],
+    );
+    // Refused by the command line before anything is sent.
+    assert_ne!(code, ExitCode::SUCCESS, "{out}");
+    assert!(out.contains("journal-max-bytes"), "{out}");
+    let groups: Vec<Group> = serde_json::from_value(json(&server, &["group", "list"])).unwrap();
+    let pg1 = groups.iter().find(|g| g.name == "PG1").unwrap();
+    assert_eq!(pg1.settings, cleared.settings);
+
+    // Items: RPO per item; before any point the target is missed.
+    let items: Vec<Item> = serde_json::from_value(json(
+        &server,
+        &["protect", "PG1", "--site", "onprem", &vm_id],
+    ))
+    .unwrap();
+    let listed = json(&server, &["items", "--group", "PG1"]);
+    let rpo = &listed[0]["rpo"];
+    assert_eq!(rpo["target_secs"], 120, "{listed:#}");
+    assert_eq!(rpo["alert"], true, "{listed:#}");
+    assert!(rpo["age_secs"].is_null() && rpo["latest_point_at"].is_null());
+    // The record is still the store's own shape, with `rpo` beside it.
+    let records: Vec<Item> = serde_json::from_value(listed).unwrap();
+    assert_eq!(records, items);
+
+    // A point taken 5 minutes ago: 300 s old, over the 120 s target.
+    let store = server.orchestrator.store();
+    let taken_at = homeward::store::now_ms() - 300_000;
+    store
+        .add_point(&NewPoint {
+            item_id: items[0].id,
+            taken_at,
+            kind: PointKind::CrashConsistent,
+            direction: Direction::ToCloud,
+            consistency_id: None,
+            disks: vec![PointDisk {
+                index: 0,
+                snapshot_id: "snap-1".into(),
+                digest: None,
+                journal_seq: Some(7),
+                change_method: None,
+            }],
+        })
+        .unwrap();
+    let listed = json(&server, &["items"]);
+    let rpo = &listed[0]["rpo"];
+    let age = rpo["age_secs"].as_u64().unwrap();
+    assert!((300..330).contains(&age), "{listed:#}");
+    assert_eq!(rpo["latest_point_at"], taken_at, "{listed:#}");
+    assert_eq!(rpo["journal_seq"], 7, "{listed:#}");
+    assert_eq!(rpo["alert"], true, "{listed:#}");
+    // A target the point meets clears the alert.
+    ok(
+        &server,
+        &["group", "set", "PG1", "--rpo-target-secs", "3600"],
+    );
+    let listed = json(&server, &["items"]);
+    assert_eq!(listed[0]["rpo"]["alert"], false, "{listed:#}");
+    assert_eq!(listed[0]["rpo"]["target_secs"], 3600, "{listed:#}");
+    let table = ok(&server, &["items"]);
+    assert!(table.contains("/3600s"), "{table}");
+}
+
 /// The demo lab's first stage, submitted and followed through the CLI.
 #[test]
 fn a_reprotect_submitted_with_wait_is_followed_to_its_end() {
@@ -493,6 +667,8 @@ fn serve_without_a_role_makes_its_state_and_stops_on_sigterm() {
     let printed = child.lines.join("\n");
     assert!(printed.contains(token_file.to_str().unwrap()), "{printed}");
     assert!(printed.contains("read-only.token"), "{printed}");
+    // Continuous replication runs with the server (groups with a cycle interval).
+    assert!(printed.contains("replication cycles:"), "{printed}");
     assert!(!printed.contains(token), "a token was printed:\n{printed}");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&token_file), 0o600);

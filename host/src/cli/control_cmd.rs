@@ -7,14 +7,15 @@
 //! Errors carry their exit code ([`ClientError::exit_code`]).
 
 use super::jobs_cmd;
-use super::table::{Table, or_dash, when};
+use super::table::{Table, or_dash, secs, when};
 use crate::control::client::{ClientError, Connection};
 use crate::control::convert::{self, Invalid};
 use crate::control::proto as pb;
 use crate::control::state::{DEFAULT_STATE_DIR, StateDir};
+use crate::disk::layout::human_size;
 use crate::store::{
-    Component, ComponentRole, ComponentState, DatastoreMount, Direction, Group, GroupSettings,
-    Item, Plan, PlanEntry, RecoveryPoint, Role, Site, SiteKind,
+    Component, ComponentRole, ComponentState, DatastoreMount, Direction, Group, Item,
+    JournalSettings, Plan, PlanEntry, RecoveryPoint, Role, Site, SiteKind,
 };
 use crate::workflow::PointChoice;
 use clap::{ArgMatches, Args, Subcommand};
@@ -588,7 +589,8 @@ pub struct GroupArgs {
     command: GroupCommand,
 }
 
-/// A group's settings (S1); on `group set`, only the ones given change.
+/// A group's settings (S1); on `group set`, only the ones given change (the
+/// server merges them into the group's).
 #[derive(Debug, Clone, Args)]
 struct SettingsArgs {
     /// The master target (failback: writes the on-premises disks).
@@ -609,30 +611,83 @@ struct SettingsArgs {
     /// Multi-VM consistency (true or false).
     #[arg(long, value_name = "BOOL")]
     consistency: Option<bool>,
+    /// RPO target in seconds: an item's alert is on while its latest point
+    /// is older.
+    #[arg(long, value_name = "SECS")]
+    rpo_target_secs: Option<u64>,
+    /// Continuous replication: a cycle every this many seconds.
+    #[arg(long, value_name = "SECS")]
+    cycle_interval_secs: Option<u64>,
+    /// Every Nth cycle app-consistent (when the source can quiesce).
+    #[arg(long, value_name = "N")]
+    app_consistent_every: Option<u32>,
+    /// Journal: every point younger than this is kept (default 7200).
+    #[arg(long, value_name = "SECS")]
+    journal_keep_all_secs: Option<u64>,
+    /// Journal: older points are thinned to one per this period (default 3600).
+    #[arg(long, value_name = "SECS")]
+    journal_one_per_secs: Option<u64>,
+    /// Journal: points older than this are dropped (default: the retention
+    /// hours, else 86400).
+    #[arg(long, value_name = "SECS")]
+    journal_max_age_secs: Option<u64>,
+    /// Journal: at most this many points (default: no cap).
+    #[arg(long, value_name = "N")]
+    journal_max_points: Option<u64>,
+    /// Journal: size cap of each disk's journal, e.g. 50G or 20GiB (default:
+    /// no cap; over it the oldest points are dropped early, with an alarm).
+    #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
+    journal_max_bytes: Option<u64>,
 }
 
 impl SettingsArgs {
-    fn apply(self, mut s: GroupSettings) -> GroupSettings {
-        if self.master_target.is_some() {
-            s.master_target = self.master_target;
+    /// The settings given, as a message with only those fields set.
+    fn to_pb(&self) -> pb::GroupSettings {
+        let journal = pb::JournalSettings {
+            keep_all_secs: self.journal_keep_all_secs,
+            one_per_secs: self.journal_one_per_secs,
+            max_age_secs: self.journal_max_age_secs,
+            max_points: self.journal_max_points,
+            max_bytes: self.journal_max_bytes,
+        };
+        pb::GroupSettings {
+            master_target: self.master_target.clone(),
+            process_server: self.process_server.clone(),
+            account: self.account.clone(),
+            datastore: self.datastore.clone(),
+            retention_hours: self.retention_hours,
+            consistency: self.consistency,
+            rpo_target_secs: self.rpo_target_secs,
+            cycle_interval_secs: self.cycle_interval_secs,
+            app_consistent_every: self.app_consistent_every,
+            journal: (journal != pb::JournalSettings::default()).then_some(journal),
         }
-        if self.process_server.is_some() {
-            s.process_server = self.process_server;
-        }
-        if self.account.is_some() {
-            s.account = self.account;
-        }
-        if self.datastore.is_some() {
-            s.datastore = self.datastore;
-        }
-        if self.retention_hours.is_some() {
-            s.retention_hours = self.retention_hours;
-        }
-        if let Some(consistency) = self.consistency {
-            s.consistency = consistency;
-        }
-        s
     }
+}
+
+/// A setting's name on the command line (`journal.max_bytes` →
+/// `journal-max-bytes`, as its flag without the dashes).
+fn setting_flag(api_name: &str) -> String {
+    api_name.replace(['.', '_'], "-")
+}
+
+/// A `--clear` value: a setting's flag name → the API's name.
+fn parse_clear(text: &str) -> Result<String, String> {
+    let wanted = text.trim().trim_start_matches("--");
+    crate::control::settings::CLEARABLE
+        .iter()
+        .find(|name| setting_flag(name) == wanted || **name == wanted)
+        .map(|name| name.to_string())
+        .ok_or_else(|| {
+            let names: Vec<String> = crate::control::settings::CLEARABLE
+                .iter()
+                .map(|n| setting_flag(n))
+                .collect();
+            format!(
+                "`{text}` is not a setting; --clear takes: {}",
+                names.join(", ")
+            )
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -649,12 +704,22 @@ enum GroupCommand {
     },
     /// List the groups.
     List,
-    /// Change a group's settings (only those given).
+    /// One group's settings, each with what it means when unset.
+    Show {
+        /// The group.
+        name: String,
+    },
+    /// Change a group's settings (only those given; the rest stay).
     Set {
         /// The group.
         name: String,
         #[command(flatten)]
         settings: SettingsArgs,
+        /// Unset a setting, back to its default (repeatable): its flag's
+        /// name, e.g. `rpo-target-secs`, `journal-max-bytes`, or `journal`
+        /// for all of the journal's.
+        #[arg(long, value_name = "SETTING", value_parser = parse_clear)]
+        clear: Vec<String>,
     },
 }
 
@@ -670,12 +735,11 @@ fn group(args: GroupArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::R
                 direction,
                 settings,
             } => {
-                let settings = settings.apply(GroupSettings::default());
                 let reply = client
                     .create_group(pb::CreateGroupRequest {
                         name,
                         direction: convert::direction_pb(&direction),
-                        settings: Some((&settings).into()),
+                        settings: Some(settings.to_pb()),
                     })
                     .await
                     .map_err(|s| conn.error(&s))?
@@ -701,8 +765,8 @@ fn group(args: GroupArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::R
                     print_groups(&groups, out)?;
                 }
             }
-            GroupCommand::Set { name, settings } => {
-                let current = list_groups(&conn)
+            GroupCommand::Show { name } => {
+                let group = list_groups(&conn)
                     .await?
                     .into_iter()
                     .find(|g| g.name == name)
@@ -711,11 +775,22 @@ fn group(args: GroupArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::R
                             "group {name:?} does not exist; `homeward group list` lists the groups"
                         ))
                     })?;
-                let settings = settings.apply(current.settings);
+                if json {
+                    print_json(out, &group)?;
+                } else {
+                    print_group_settings(&group, out)?;
+                }
+            }
+            GroupCommand::Set {
+                name,
+                settings,
+                clear,
+            } => {
                 let group = client
                     .set_group_settings(pb::SetGroupSettingsRequest {
                         name,
-                        settings: Some((&settings).into()),
+                        settings: Some(settings.to_pb()),
+                        clear,
                     })
                     .await
                     .map_err(|s| conn.error(&s))?
@@ -724,7 +799,7 @@ fn group(args: GroupArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::R
                 if json {
                     print_json(out, &group)?;
                 } else {
-                    print_groups(std::slice::from_ref(&group), out)?;
+                    print_group_settings(&group, out)?;
                 }
             }
         }
@@ -743,6 +818,31 @@ async fn list_groups(conn: &Connection) -> Result<Vec<Group>, ClientError> {
     reply.groups.into_iter().map(record).collect()
 }
 
+/// The journal settings a group sets, `keep-all=600s max-bytes=8 GiB`
+/// (`default` when it sets none).
+fn journal_words(j: &JournalSettings) -> String {
+    let mut words = Vec::new();
+    let mut secs_word = |name: &str, value: Option<u64>| {
+        if let Some(v) = value {
+            words.push(format!("{name}={v}s"));
+        }
+    };
+    secs_word("keep-all", j.keep_all_secs);
+    secs_word("one-per", j.one_per_secs);
+    secs_word("max-age", j.max_age_secs);
+    if let Some(n) = j.max_points {
+        words.push(format!("max-points={n}"));
+    }
+    if let Some(b) = j.max_bytes {
+        words.push(format!("max-bytes={}", human_size(b)));
+    }
+    if words.is_empty() {
+        "default".to_string()
+    } else {
+        words.join(" ")
+    }
+}
+
 fn print_groups(groups: &[Group], out: &mut dyn Write) -> std::io::Result<()> {
     let mut table = Table::new(&[
         "NAME",
@@ -754,7 +854,12 @@ fn print_groups(groups: &[Group], out: &mut dyn Write) -> std::io::Result<()> {
         "DATASTORE",
         "RETENTION",
         "CONSISTENCY",
+        "RPO-TARGET",
+        "CYCLE",
+        "APP-EVERY",
+        "JOURNAL",
     ]);
+    let secs_or_dash = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| format!("{v}s"));
     for g in groups {
         let s = &g.settings;
         table.row(vec![
@@ -769,7 +874,83 @@ fn print_groups(groups: &[Group], out: &mut dyn Write) -> std::io::Result<()> {
                 .map(|h| format!("{h} h"))
                 .unwrap_or_else(|| "-".into()),
             yes_no(s.consistency),
+            secs_or_dash(s.rpo_target_secs),
+            secs_or_dash(s.cycle_interval_secs),
+            s.app_consistent_every
+                .map_or_else(|| "-".to_string(), |n| n.to_string()),
+            journal_words(&s.journal),
         ]);
+    }
+    table.print(out)
+}
+
+/// One group, a setting per line, with what an unset one means.
+fn print_group_settings(g: &Group, out: &mut dyn Write) -> std::io::Result<()> {
+    let s = &g.settings;
+    let j = &s.journal;
+    let retention = crate::control::settings::unset_journal(s);
+    let or = |value: Option<String>, unset: &str| value.unwrap_or_else(|| format!("- ({unset})"));
+    let duration = |value: Option<u64>, default: std::time::Duration| {
+        or(
+            value.map(secs),
+            &format!("default {}", secs(default.as_secs())),
+        )
+    };
+    let mut table = Table::new(&["SETTING", "VALUE"]);
+    let rows: Vec<(&str, String)> = vec![
+        ("name", g.name.clone()),
+        ("direction", g.direction.as_str().to_string()),
+        ("paired", or_dash(g.paired.as_deref())),
+        ("master-target", or_dash(s.master_target.as_deref())),
+        ("process-server", or_dash(s.process_server.as_deref())),
+        ("account", or_dash(s.account.as_deref())),
+        ("datastore", or_dash(s.datastore.as_deref())),
+        (
+            "retention-hours",
+            or(s.retention_hours.map(|h| format!("{h} h")), "unset"),
+        ),
+        ("consistency", yes_no(s.consistency)),
+        (
+            "rpo-target-secs",
+            or(s.rpo_target_secs.map(secs), "no target, no alert"),
+        ),
+        (
+            "cycle-interval-secs",
+            or(s.cycle_interval_secs.map(secs), "no continuous replication"),
+        ),
+        (
+            "app-consistent-every",
+            or(
+                s.app_consistent_every.map(|n| format!("{n} cycles")),
+                "never",
+            ),
+        ),
+        (
+            "journal-keep-all-secs",
+            duration(j.keep_all_secs, retention.keep_all_for),
+        ),
+        (
+            "journal-one-per-secs",
+            duration(j.one_per_secs, retention.then_one_per),
+        ),
+        (
+            "journal-max-age-secs",
+            duration(j.max_age_secs, retention.max_age),
+        ),
+        (
+            "journal-max-points",
+            or(j.max_points.map(|n| n.to_string()), "no cap"),
+        ),
+        (
+            "journal-max-bytes",
+            or(
+                j.max_bytes.map(|b| format!("{b} ({})", human_size(b))),
+                "no cap",
+            ),
+        ),
+    ];
+    for (name, value) in rows {
+        table.row(vec![name.to_string(), value]);
     }
     table.print(out)
 }
@@ -809,17 +990,7 @@ fn protect(
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
-        let rpos: Vec<RpoCols> = reply.items.iter().map(RpoCols::of).collect();
-        let items: Vec<Item> = reply
-            .items
-            .into_iter()
-            .map(record)
-            .collect::<Result<_, _>>()?;
-        if client.json {
-            print_json(out, &items)?;
-        } else {
-            print_items(&items, &rpos, out)?;
-        }
+        print_items_as(reply.items, client.json, out)?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -844,34 +1015,35 @@ fn items(args: ItemsArgs, server: &ServerOpts, out: &mut dyn Write) -> anyhow::R
             .await
             .map_err(|s| conn.error(&s))?
             .into_inner();
-        let rpos: Vec<RpoCols> = reply.items.iter().map(RpoCols::of).collect();
-        let items: Vec<Item> = reply
-            .items
-            .into_iter()
-            .map(record)
-            .collect::<Result<_, _>>()?;
-        if client.json {
-            print_json(out, &items)?;
-        } else {
-            print_items(&items, &rpos, out)?;
-        }
+        print_items_as(reply.items, client.json, out)?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// An item's RPO as the API gives it, for the table.
-struct RpoCols {
+/// An item's recovery point objective as the API gives it (`--json`:
+/// the `rpo` object of each item).
+#[derive(Debug, Clone, Serialize)]
+struct ItemRpo {
+    /// Age of the latest point in seconds; `null` before the first.
     age_secs: Option<u64>,
+    /// The group's RPO target, if it sets one.
     target_secs: Option<u64>,
+    /// The age is over the target (or there is no point and a target is set).
     alert: bool,
+    /// When the latest point was taken at the source, Unix ms.
+    latest_point_at: Option<u64>,
+    /// The latest point's sequence number in its first disk's journal.
+    journal_seq: Option<u64>,
 }
 
-impl RpoCols {
-    fn of(i: &pb::Item) -> RpoCols {
-        RpoCols {
+impl ItemRpo {
+    fn of(i: &pb::Item) -> ItemRpo {
+        ItemRpo {
             age_secs: i.rpo_age_secs,
             target_secs: i.rpo_target_secs,
             alert: i.rpo_alert,
+            latest_point_at: i.latest_point_at,
+            journal_seq: i.journal_seq,
         }
     }
 
@@ -885,7 +1057,39 @@ impl RpoCols {
     }
 }
 
-fn print_items(items: &[Item], rpos: &[RpoCols], out: &mut dyn Write) -> std::io::Result<()> {
+/// An item as `--json` prints it: the store's record, and its RPO.
+#[derive(Serialize)]
+struct ItemJson<'a> {
+    #[serde(flatten)]
+    item: &'a Item,
+    rpo: &'a ItemRpo,
+}
+
+/// Items with their RPOs, as a table or (`json`) JSON.
+fn print_items_as(
+    reply_items: Vec<pb::Item>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let rpos: Vec<ItemRpo> = reply_items.iter().map(ItemRpo::of).collect();
+    let items: Vec<Item> = reply_items
+        .into_iter()
+        .map(record)
+        .collect::<Result<_, _>>()?;
+    if json {
+        let both: Vec<ItemJson> = items
+            .iter()
+            .zip(&rpos)
+            .map(|(item, rpo)| ItemJson { item, rpo })
+            .collect();
+        print_json(out, &both)?;
+    } else {
+        print_items(&items, &rpos, out)?;
+    }
+    Ok(())
+}
+
+fn print_items(items: &[Item], rpos: &[ItemRpo], out: &mut dyn Write) -> std::io::Result<()> {
     let mut table = Table::new(&[
         "NAME", "GROUP", "STATE", "SOURCE", "REPLICA", "DISKS", "NICS", "RPO", "ALERT", "UPDATED",
         "DETAIL",

@@ -86,13 +86,11 @@ pub fn run(
             CYCLE_TICK.as_secs()
         )?;
         let mut handle = server::spawn(orchestrator.clone(), listen).await?;
+        let mut signals = StopSignals::listen()?;
         writeln!(out, "control API listening on {}", handle.addr())?;
         out.flush()?;
         let failed = tokio::select! {
-            signal = stop_signal() => {
-                signal?;
-                None
-            }
+            () = signals.recv() => None,
             result = handle.finished() => Some(result),
         };
         match failed {
@@ -154,11 +152,28 @@ fn plugin_set_record(path: &Path) -> anyhow::Result<String> {
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("listening for SIGINT"),
-        _ = term.recv() => Ok(()),
+/// SIGINT and SIGTERM, listened for from before the server says it
+/// listens: a signal that came in between would otherwise kill the process
+/// with its default action, skipping the graceful stop.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    /// Waits for either.
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Aligned tables and times for people (scripts use `--json`).
+//! Aligned tables, times and durations for people (scripts use `--json`).
 
 use std::io::{self, Write};
 
@@ -79,6 +79,25 @@ pub fn or_dash(text: Option<&str>) -> String {
     }
 }
 
+/// Seconds as `45s`, `90s (1m30s)`, `7200s (2h)`: the number the `--…-secs`
+/// flags take, and what it means when it is long.
+pub fn secs(secs: u64) -> String {
+    if secs < 60 {
+        return format!("{secs}s");
+    }
+    let parts: String = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, unit)| format!("{n}{unit}"))
+    .collect();
+    format!("{secs}s ({parts})")
+}
+
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian
 /// calendar (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -103,6 +122,14 @@ mod tests {
         assert_eq!(when(0), "1970-01-01 00:00:00");
         assert_eq!(when(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(when(1_798_302_453_000), "2026-12-26 16:27:33");
+    }
+
+    #[test]
+    fn seconds_say_what_they_mean_when_long() {
+        assert_eq!(secs(45), "45s");
+        assert_eq!(secs(90), "90s (1m30s)");
+        assert_eq!(secs(7200), "7200s (2h)");
+        assert_eq!(secs(90_061), "90061s (1d1h1m1s)");
     }
 
     #[test]

@@ -9,9 +9,9 @@
 use super::proto as pb;
 use crate::store::{
     Addressing, Component, ComponentRole, ComponentState, DatastoreMount, Direction, EventKind,
-    Group, GroupSettings, Item, ItemDisk, ItemState, JobEvent, JobRecord, JobState, NewComponent,
-    NewSite, Plan, PlanEntry, PointDisk, PointKind, RecordedNic, RecoveryPoint, Role,
-    ServerIdentity, Site, SiteKind, StepRecord, StepState, VmRef,
+    Group, GroupSettings, Item, ItemDisk, ItemState, JobEvent, JobRecord, JobState,
+    JournalSettings, NewComponent, NewSite, Plan, PlanEntry, PointDisk, PointKind, RecordedNic,
+    RecoveryPoint, Role, ServerIdentity, Site, SiteKind, StepRecord, StepState, VmRef,
 };
 use crate::workflow::PointChoice;
 use std::path::PathBuf;
@@ -245,6 +245,31 @@ impl TryFrom<pb::RegisterComponentRequest> for NewComponent {
 
 // ---- groups ----
 
+/// A group's journal settings on the wire.
+pub fn journal_pb(j: &JournalSettings) -> pb::JournalSettings {
+    pb::JournalSettings {
+        keep_all_secs: j.keep_all_secs,
+        one_per_secs: j.one_per_secs,
+        max_age_secs: j.max_age_secs,
+        max_points: j.max_points.map(|n| u64::try_from(n).unwrap_or(u64::MAX)),
+        max_bytes: j.max_bytes,
+    }
+}
+
+/// A group's journal settings from the wire. A point count past `usize`
+/// saturates; validation refuses it with the field named.
+pub fn journal_from(j: pb::JournalSettings) -> JournalSettings {
+    JournalSettings {
+        keep_all_secs: j.keep_all_secs,
+        one_per_secs: j.one_per_secs,
+        max_age_secs: j.max_age_secs,
+        max_points: j
+            .max_points
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        max_bytes: j.max_bytes,
+    }
+}
+
 impl From<&GroupSettings> for pb::GroupSettings {
     fn from(s: &GroupSettings) -> Self {
         pb::GroupSettings {
@@ -253,14 +278,17 @@ impl From<&GroupSettings> for pb::GroupSettings {
             account: s.account.clone(),
             datastore: s.datastore.clone(),
             retention_hours: s.retention_hours,
-            consistency: s.consistency,
+            consistency: Some(s.consistency),
             rpo_target_secs: s.rpo_target_secs,
             cycle_interval_secs: s.cycle_interval_secs,
             app_consistent_every: s.app_consistent_every,
+            journal: Some(journal_pb(&s.journal)),
         }
     }
 }
 
+/// Whole settings from the wire (CreateGroup, and groups the client reads):
+/// every unset field is unset, consistency off.
 impl From<pb::GroupSettings> for GroupSettings {
     fn from(s: pb::GroupSettings) -> Self {
         GroupSettings {
@@ -269,12 +297,11 @@ impl From<pb::GroupSettings> for GroupSettings {
             account: s.account,
             datastore: s.datastore,
             retention_hours: s.retention_hours,
-            consistency: s.consistency,
+            consistency: s.consistency.unwrap_or(false),
             rpo_target_secs: s.rpo_target_secs,
             cycle_interval_secs: s.cycle_interval_secs,
             app_consistent_every: s.app_consistent_every,
-            // The API does not carry journal retention yet: the defaults.
-            journal: Default::default(),
+            journal: s.journal.map(journal_from).unwrap_or_default(),
         }
     }
 }
@@ -422,6 +449,7 @@ impl From<&Item> for pb::Item {
             rpo_target_secs: None,
             rpo_alert: false,
             journal_seq: None,
+            latest_point_at: None,
         }
     }
 }
@@ -433,6 +461,7 @@ pub fn item_with_rpo(i: &Item, rpo: &crate::workflow::Rpo) -> pb::Item {
         rpo_target_secs: rpo.target_secs,
         rpo_alert: rpo.alert,
         journal_seq: rpo.journal_seq,
+        latest_point_at: rpo.latest_taken_at,
         ..pb::Item::from(i)
     }
 }

@@ -19,6 +19,7 @@
 //! - [`server`]: the gRPC server: authorization layer, reflection, serving.
 //! - [`service`]: the RPCs.
 //! - [`convert`]: store records ↔ protobuf messages.
+//! - [`settings`]: a group's settings merged from a request, and validated.
 //! - [`status`]: errors → gRPC status codes (never a secret in a message).
 //! - [`client`]: connecting with a token; a call's failure → the CLI's exit code.
 
@@ -28,6 +29,7 @@ pub mod convert;
 pub mod proto;
 pub mod server;
 pub mod service;
+pub mod settings;
 pub mod state;
 pub mod status;
 

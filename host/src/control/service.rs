@@ -8,6 +8,7 @@
 use super::auth::Caller;
 use super::convert::{self, Invalid};
 use super::proto as pb;
+use super::settings;
 use super::status;
 use crate::store::{
     EventKind, JobEvent, JobFilter, NewGroup, NewSite, PlanEntry, Store, StoreError,
@@ -32,12 +33,18 @@ const BACKUP_CHUNK: usize = 1 << 20;
 #[derive(Clone)]
 pub struct ControlService {
     orchestrator: Orchestrator,
+    /// Held across a settings change's read, merge and write, so two
+    /// concurrent changes of one group cannot undo each other.
+    settings_lock: Arc<std::sync::Mutex<()>>,
 }
 
 impl ControlService {
     /// The service over an orchestrator (its store and scheduler).
     pub fn new(orchestrator: Orchestrator) -> ControlService {
-        ControlService { orchestrator }
+        ControlService {
+            orchestrator,
+            settings_lock: Arc::default(),
+        }
     }
 
     fn store(&self) -> Arc<Store> {
@@ -165,6 +172,7 @@ impl pb::control_server::Control for ControlService {
             direction: direction(r.direction)?,
             settings: r.settings.unwrap_or_default().into(),
         };
+        settings::validate(&group.settings)?;
         let store = self.store();
         let (group, failback) = blocking(move || Ok(store.create_group(&group)?)).await?;
         Ok(Response::new(pb::CreateGroupReply {
@@ -190,10 +198,15 @@ impl pb::control_server::Control for ControlService {
     ) -> Result<Response<pb::Group>, Status> {
         let r = request.into_inner();
         not_empty(&r.name, "the group's name")?;
-        let settings = r.settings.unwrap_or_default().into();
         let store = self.store();
+        let lock = self.settings_lock.clone();
         let group = blocking(move || {
-            store.set_group_settings(&r.name, &settings)?;
+            // The mutex guards no data, so a poisoned one is as good to hold.
+            let _held = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let current = store.group(&r.name)?;
+            let merged = settings::merge(&current.settings, r.settings, &r.clear)?;
+            settings::validate(&merged)?;
+            store.set_group_settings(&r.name, &merged)?;
             Ok(store.group(&r.name)?)
         })
         .await?;

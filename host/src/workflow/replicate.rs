@@ -79,8 +79,8 @@ pub(crate) struct Replicate(pub Arc<Shared>);
 struct Snapped {
     consistency_id: String,
     taken_at: u64,
-    /// Every VM's point quiesced (kept for outputs saved before
-    /// [`SnapDisk::quiesced`]; each VM's own flag decides its point).
+    /// Every VM's point quiesced (for the job's output; each VM's own
+    /// [`SnapDisk::quiesced`] decides the kind of its point).
     app_consistent: bool,
     disks: Vec<SnapDisk>,
 }
@@ -668,7 +668,7 @@ impl Replicate {
                 let changes: Changes = output(ctx, &format!("changes-{n}"))?;
                 let shipped: Shipped = output(ctx, &format!("ship-{n}"))?;
                 bytes_sent += shipped.bytes_sent;
-                app_consistent &= disk.quiesced || snapped.app_consistent;
+                app_consistent &= disk.quiesced;
                 point_disks.push(PointDisk {
                     index: disk.index,
                     snapshot_id: disk.snapshot_id.clone(),
@@ -788,9 +788,16 @@ fn take_vm_point(
     let Some(point) = restore_point else {
         let mut snapshot_ids = Vec::new();
         for disk_id in &disk_ids {
-            let snapshot = cloud.cloud_create_snapshot(disk_id).map_err(plugin_error)?;
-            ctx.log(&taken_line(&item.name, disk_id, &snapshot.id));
-            snapshot_ids.push(snapshot.id);
+            match cloud.cloud_create_snapshot(disk_id) {
+                Ok(snapshot) => {
+                    ctx.log(&taken_line(&item.name, disk_id, &snapshot.id));
+                    snapshot_ids.push(snapshot.id);
+                }
+                Err(e) => {
+                    delete_taken(cloud, ctx, disk_ids.iter().zip(&snapshot_ids));
+                    return Err(plugin_error(e));
+                }
+            }
         }
         return Ok(VmPoint {
             snapshot_ids,
@@ -808,7 +815,8 @@ fn take_vm_point(
         ctx.log(&taken_line(&item.name, disk_id, &snapshot.id));
     }
     if point.snapshots.len() != disk_ids.len() {
-        // What it did take is logged, so the caller's cleanup finds it.
+        let taken: Vec<String> = point.snapshots.iter().map(|s| s.id.clone()).collect();
+        delete_taken(cloud, ctx, disk_ids.iter().zip(&taken));
         return Err(StepError::Failed(format!(
             "adapter `{}` answered a restore point of {} with {} snapshot(s) for {} disk(s); \
              the adapter is faulty: report it to its vendor",
@@ -829,6 +837,22 @@ fn take_vm_point(
         quiesced: point.quiesced,
         note,
     })
+}
+
+/// Deletes the snapshots a failed [`take_vm_point`] took (best effort: what
+/// cannot be deleted is logged for the operator).
+fn delete_taken<'a>(
+    cloud: &mut crate::plugin::PluginInstance,
+    ctx: &StepContext,
+    taken: impl Iterator<Item = (&'a String, &'a String)>,
+) {
+    for (disk_id, snapshot) in taken {
+        if let Err(e) = cloud.cloud_delete_snapshot(disk_id, snapshot) {
+            ctx.log(&format!(
+                "cannot delete snapshot {snapshot} of disk {disk_id} ({e}); delete it by hand"
+            ));
+        }
+    }
 }
 
 /// The job-log line that records a snapshot as soon as it exists, so a rerun
