@@ -167,11 +167,11 @@ fn inspect_shows_manifest_exports_and_the_api_verdict() {
     for expected in [
         "id:          sandbox-probe",
         "kind:        guest-step",
-        "this host serves 0.1.1: compatible",
+        "this host serves 0.1.2: compatible",
         "network:   *:*",
         "files:     read-only",
-        "homeward:plugin/post-step@0.1.1",
-        "homeward:plugin/guest-fs@0.1.1",
+        "homeward:plugin/post-step@0.1.2",
+        "homeward:plugin/guest-fs@0.1.2",
     ] {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }

@@ -27,6 +27,7 @@ fn the_lab_hypervisor_passes_the_hypervisor_suite() {
         "hypervisor/free-licence",
         "hypervisor/wrong-credentials",
         "hypervisor/alternate-location",
+        "hypervisor/snapshot-disk",
     ] {
         assert!(
             report

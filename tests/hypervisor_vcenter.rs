@@ -4,8 +4,10 @@
 //! datastore; the read-only account is reported with exactly the privileges
 //! it lacks; snapshots block reprotect; a free licence added through
 //! LicenseManager refuses failback; a stopped simulator is unavailable within
-//! the deadline; a wrong password is permission-denied and never logged; and
-//! the hypervisor conformance suite passes.
+//! the deadline; a wrong password is permission-denied and never logged;
+//! snapshot-disk (API 0.1.2) answers the file a snapshot froze and refuses a
+//! frozen delta (see `common::snapshot_disks` for what the simulator cannot
+//! show); and the hypervisor conformance suite passes.
 
 #[path = "hypervisor_vsphere/common.rs"]
 mod common;
@@ -46,6 +48,11 @@ fn stopped_simulator_is_unavailable_within_the_deadline() {
 #[test]
 fn wrong_password_is_denied_and_never_logged() {
     common::wrong_credentials(Model::Vpx, VCENTER);
+}
+
+#[test]
+fn snapshot_disk_answers_the_frozen_file() {
+    common::snapshot_disks(Model::Vpx, VCENTER);
 }
 
 #[test]

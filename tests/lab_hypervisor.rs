@@ -1,7 +1,8 @@
 //! The embedded lab hypervisor plugin, through the real runtime, on lab sites
 //! the host writes (`homeward::lab::hypervisor`): discovery, VM creation with
 //! real VMDK-flat disks, privileges, readiness findings, state conflicts,
-//! snapshots, and that a password never reaches a log line or an error.
+//! snapshots and the frozen disks `snapshot-disk` (API 0.1.2) locates, and
+//! that a password never reaches a log line or an error.
 
 use homeward::disk::BlockDevice;
 use homeward::disk::VmdkFlat;
@@ -632,6 +633,116 @@ fn power_and_snapshot_state_conflicts() {
         Failure::NotFound(m) => assert!(m.contains("snapshot-2"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// The block device a `datastore-file` locator names in `lab`.
+fn open_located(lab: &Lab, disk: &Disk, writable: bool) -> Box<dyn BlockDevice> {
+    let (ds, path) = datastore_file(disk);
+    homeward::disk::open(&lab.site.datastore_path(ds).join(path), writable, None).unwrap()
+}
+
+fn read_located(lab: &Lab, disk: &Disk, offset: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    open_located(lab, disk, false)
+        .read_at(&mut buf, offset)
+        .unwrap();
+    buf
+}
+
+#[test]
+fn snapshot_disk_locates_the_bytes_of_snapshot_time() {
+    let lab = Lab::new();
+    let app = lab
+        .site
+        .add_vm(&LabVm::new("app01", &[2 * MIB, MIB]))
+        .unwrap();
+    let mut hv = lab.instance();
+    assert!(hv.hypervisor_has_snapshot_disks().unwrap());
+    let live = hv.hypervisor_get_vm(&app.id).unwrap().disks;
+
+    // What each disk holds when the snapshot is taken, then what it holds after.
+    for (disk, mark) in live
+        .iter()
+        .zip([b"disk 0 at snapshot", b"disk 1 at snapshot"])
+    {
+        let device = open_located(&lab, disk, true);
+        device.write_at(mark, 64 * 1024).unwrap();
+        device.flush().unwrap();
+    }
+    let snapshot = hv
+        .hypervisor_create_snapshot(&app.id, "cycle", false)
+        .unwrap();
+    for disk in &live {
+        let device = open_located(&lab, disk, true);
+        device.write_at(b"written afterwards", 64 * 1024).unwrap();
+        device.flush().unwrap();
+    }
+
+    for (disk, mark) in live
+        .iter()
+        .zip([b"disk 0 at snapshot", b"disk 1 at snapshot"])
+    {
+        let frozen = hv
+            .hypervisor_snapshot_disk(&app.id, &snapshot.id, &disk.id)
+            .unwrap()
+            .expect("the lab exports hypervisor-snapshots");
+        assert_eq!(frozen.id, disk.id);
+        assert_eq!(frozen.capacity_bytes, disk.capacity_bytes);
+        assert_eq!(frozen.format, DiskFormat::VmdkFlat);
+        assert!(
+            frozen
+                .properties
+                .contains(&("access".to_string(), "read".to_string())),
+            "{frozen:?}"
+        );
+        assert_ne!(datastore_file(&frozen), datastore_file(disk));
+        assert_eq!(
+            open_located(&lab, &frozen, false).capacity(),
+            disk.capacity_bytes
+        );
+        assert_eq!(read_located(&lab, &frozen, 64 * 1024, mark.len()), mark);
+        assert_eq!(
+            read_located(&lab, disk, 64 * 1024, 18),
+            b"written afterwards"
+        );
+    }
+
+    let disk = &live[0].id;
+    match failure(hv.hypervisor_snapshot_disk("vm-42", &snapshot.id, disk)) {
+        Failure::NotFound(m) => assert!(m.contains("vm-42"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match failure(hv.hypervisor_snapshot_disk(&app.id, "snapshot-42", disk)) {
+        Failure::NotFound(m) => assert!(m.contains("snapshot-42"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match failure(hv.hypervisor_snapshot_disk(&app.id, &snapshot.id, "no-such-disk")) {
+        Failure::NotFound(m) => assert!(m.contains("no-such-disk"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let later = hv.hypervisor_add_disk(&app.id, MIB).unwrap();
+    match failure(hv.hypervisor_snapshot_disk(&app.id, &snapshot.id, &later.id)) {
+        Failure::NotFound(m) => assert!(m.contains("added after"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+
+    let frozen = hv
+        .hypervisor_snapshot_disk(&app.id, &snapshot.id, disk)
+        .unwrap()
+        .unwrap();
+    let (ds, path) = datastore_file(&frozen);
+    let frozen_file = lab.site.datastore_path(ds).join(path);
+    hv.hypervisor_delete_snapshot(&app.id, &snapshot.id)
+        .unwrap();
+    match failure(hv.hypervisor_snapshot_disk(&app.id, &snapshot.id, disk)) {
+        Failure::NotFound(m) => assert!(m.contains(&snapshot.id), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !frozen_file.exists(),
+        "{} outlived its snapshot",
+        frozen_file.display()
+    );
 }
 
 fn write_at(path: &Path, offset: u64, bytes: &[u8]) {

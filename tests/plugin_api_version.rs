@@ -1,6 +1,6 @@
 //! WIT API versions: which plugin API versions this host serves, why it
 //! refuses the others, and that a cloud adapter built for API 0.1.0 (before
-//! `cloud-restore-points`) still loads and works on a 0.1.1 host.
+//! `cloud-restore-points`) still loads and works on a newer host.
 //!
 //! The 0.1.0 adapter is the test fixture `tests/fixtures/compat-cloud-0-1-0`,
 //! generated from the frozen API snapshot `tests/fixtures/wit-0.1.0/` without
@@ -35,10 +35,15 @@ fn load(wasm: &[u8], name: &str) -> (Runtime, LoadedPlugin) {
 
 #[test]
 fn serves_its_own_line_only() {
-    assert_eq!(host_api(), Version::new(0, 1, 1));
-    // 0.1.0 plugins (before `cloud-restore-points`) and 0.1.1 ones both load.
-    assert_eq!(select("p", &Version::new(0, 1, 0)).unwrap(), ApiLine::V0_1);
-    assert_eq!(select("p", &Version::new(0, 1, 1)).unwrap(), ApiLine::V0_1);
+    assert_eq!(host_api(), Version::new(0, 1, 2));
+    // 0.1.0 plugins (before `cloud-restore-points`), 0.1.1 ones (before
+    // `hypervisor-snapshots`) and 0.1.2 ones all load.
+    for patch in 0..=2 {
+        assert_eq!(
+            select("p", &Version::new(0, 1, patch)).unwrap(),
+            ApiLine::V0_1
+        );
+    }
     for (v, says) in [
         (Version::new(0, 2, 0), "newer than this host"),
         (Version::new(1, 0, 0), "newer than this host"),
@@ -47,7 +52,7 @@ fn serves_its_own_line_only() {
     ] {
         let err = select("p", &v).unwrap_err().to_string();
         assert!(err.contains(&v.to_string()), "{err}");
-        assert!(err.contains("0.1.1"), "{err}");
+        assert!(err.contains("0.1.2"), "{err}");
         assert!(err.contains(says), "{err}");
     }
 }

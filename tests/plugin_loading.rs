@@ -16,7 +16,7 @@ fn a_plugin_for_another_api_version_is_refused_naming_both_versions() {
     for api in ["0.2.0", "1.0.0"] {
         let wasm = patch_manifest(
             template_wasm(),
-            "api = \"0.1.1\"",
+            "api = \"0.1.2\"",
             &format!("api = \"{api}\""),
         );
         let err = load(&wasm, PluginSettings::default()).unwrap_err();
@@ -26,19 +26,19 @@ fn a_plugin_for_another_api_version_is_refused_naming_both_versions() {
         );
         let message = err.to_string();
         assert!(message.contains(&format!("API {api}")), "{message}");
-        assert!(message.contains("provides API 0.1.1"), "{message}");
+        assert!(message.contains("provides API 0.1.2"), "{message}");
         assert!(message.contains("upgrade Homeward"), "{message}");
     }
 }
 
 #[test]
 fn a_newer_patch_of_the_same_line_asks_for_a_host_upgrade() {
-    let wasm = patch_manifest(template_wasm(), "api = \"0.1.1\"", "api = \"0.1.9\"");
+    let wasm = patch_manifest(template_wasm(), "api = \"0.1.2\"", "api = \"0.1.9\"");
     let message = load(&wasm, PluginSettings::default())
         .unwrap_err()
         .to_string();
     assert!(
-        message.contains("0.1.9") && message.contains("0.1.1"),
+        message.contains("0.1.9") && message.contains("0.1.2"),
         "{message}"
     );
 }
@@ -156,9 +156,9 @@ fn a_file_that_is_not_what_the_plugin_set_expects_is_refused() {
 #[test]
 fn a_manifest_kind_that_the_exports_do_not_back_is_refused() {
     // Rewrite the manifest's head compactly so a longer kind fits in place.
-    let from = "schema = 1\nid = \"template\"\nversion = \"0.1.0\"\napi = \"0.1.1\"\nkinds = [\"guest-step\"]";
+    let from = "schema = 1\nid = \"template\"\nversion = \"0.1.0\"\napi = \"0.1.2\"\nkinds = [\"guest-step\"]";
     let mut to =
-        "schema=1\nid=\"template\"\nversion=\"0.1.0\"\napi=\"0.1.1\"\nkinds=[\"cloud-adapter\"]"
+        "schema=1\nid=\"template\"\nversion=\"0.1.0\"\napi=\"0.1.2\"\nkinds=[\"cloud-adapter\"]"
             .to_string();
     while to.len() < from.len() {
         to.push(' ');

@@ -16,7 +16,7 @@ fn template_manifest_is_read_from_its_custom_section() {
     let m = plugin.manifest();
     assert_eq!(m.id, "template");
     assert_eq!(m.version, semver::Version::new(0, 1, 0));
-    assert_eq!(m.api, semver::Version::new(0, 1, 1));
+    assert_eq!(m.api, semver::Version::new(0, 1, 2));
     assert_eq!(m.kind, PluginKind::GuestStep);
     assert!(m.capabilities.network.is_empty());
     assert_eq!(m.capabilities.files, FileAccess::None);
@@ -24,7 +24,7 @@ fn template_manifest_is_read_from_its_custom_section() {
     assert!(
         exports
             .iter()
-            .any(|e| e == "homeward:plugin/post-step@0.1.1"),
+            .any(|e| e == "homeward:plugin/post-step@0.1.2"),
         "{exports:?}"
     );
 }

@@ -606,13 +606,19 @@ fn the_cycle_driver_submits_cycles_one_at_a_time() {
         std::thread::sleep(Duration::from_millis(100));
     }
     cycles.stop();
-    let jobs = store
+    // A cycle records its point before its last step is saved done: wait
+    // for the jobs to end before reading their outputs.
+    let ids: Vec<i64> = store
         .jobs(&homeward::store::JobFilter {
             state: None,
             kind: Some("replicate".into()),
             limit: None,
         })
-        .unwrap();
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    let jobs: Vec<JobRecord> = ids.iter().map(|id| lab.wait(*id)).collect();
     assert!(jobs.len() >= 2, "{} cycle jobs", jobs.len());
     // Never two cycles of the item at once.
     let mut spans: Vec<(u64, u64)> = jobs

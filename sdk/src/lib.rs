@@ -1,12 +1,12 @@
 //! # homeward-sdk: write a Homeward plugin
 //!
 //! A Homeward plugin is a WebAssembly component built for `wasm32-wasip2` that
-//! targets one world of the WIT package `homeward:plugin@0.1.1` (in `wit/v0.1/`
+//! targets one world of the WIT package `homeward:plugin@0.1.2` (in `wit/v0.1/`
 //! of the Homeward repository):
 //!
 //! | kind | world | module here | you implement |
 //! |---|---|---|---|
-//! | hypervisor adapter | `hypervisor-adapter` | [`hypervisor_adapter`] | `exports::homeward::plugin::hypervisor::Guest` |
+//! | hypervisor adapter | `hypervisor-adapter` | [`hypervisor_adapter`] | `exports::homeward::plugin::hypervisor::Guest` and `exports::homeward::plugin::hypervisor_snapshots::Guest` |
 //! | cloud adapter | `cloud-adapter` | [`cloud_adapter`] | `exports::homeward::plugin::cloud::Guest` and `exports::homeward::plugin::cloud_restore_points::Guest` |
 //! | file-system handler | `filesystem-handler` | [`filesystem_handler`] | `exports::homeward::plugin::filesystem::Guest` |
 //! | guest post-step | `guest-step` | [`guest_step`] | `exports::homeward::plugin::post_step::Guest` |
@@ -80,7 +80,7 @@ pub mod soap;
 
 /// The version of the WIT API (`homeward:plugin`) these bindings implement.
 /// The host refuses a plugin whose API version is not compatible with its own.
-pub const API_VERSION: &str = "0.1.1";
+pub const API_VERSION: &str = "0.1.2";
 
 /// Bindings of every interface the host provides (`host-imports` world), shared
 /// by the per-kind modules below so that `Error`, `Vm`, `Disk`... are one type
@@ -101,9 +101,9 @@ pub mod hypervisor_adapter {
         path: "../wit/v0.1",
         world: "hypervisor-adapter",
         with: {
-            "homeward:plugin/types@0.1.1": crate::host::homeward::plugin::types,
-            "homeward:plugin/log@0.1.1": crate::host::homeward::plugin::log,
-            "homeward:plugin/config@0.1.1": crate::host::homeward::plugin::config,
+            "homeward:plugin/types@0.1.2": crate::host::homeward::plugin::types,
+            "homeward:plugin/log@0.1.2": crate::host::homeward::plugin::log,
+            "homeward:plugin/config@0.1.2": crate::host::homeward::plugin::config,
         },
         pub_export_macro: true,
         export_macro_name: "export_hypervisor_adapter",
@@ -117,9 +117,9 @@ pub mod cloud_adapter {
         path: "../wit/v0.1",
         world: "cloud-adapter",
         with: {
-            "homeward:plugin/types@0.1.1": crate::host::homeward::plugin::types,
-            "homeward:plugin/log@0.1.1": crate::host::homeward::plugin::log,
-            "homeward:plugin/config@0.1.1": crate::host::homeward::plugin::config,
+            "homeward:plugin/types@0.1.2": crate::host::homeward::plugin::types,
+            "homeward:plugin/log@0.1.2": crate::host::homeward::plugin::log,
+            "homeward:plugin/config@0.1.2": crate::host::homeward::plugin::config,
         },
         pub_export_macro: true,
         export_macro_name: "export_cloud_adapter",
@@ -133,10 +133,10 @@ pub mod filesystem_handler {
         path: "../wit/v0.1",
         world: "filesystem-handler",
         with: {
-            "homeward:plugin/types@0.1.1": crate::host::homeward::plugin::types,
-            "homeward:plugin/log@0.1.1": crate::host::homeward::plugin::log,
-            "homeward:plugin/config@0.1.1": crate::host::homeward::plugin::config,
-            "homeward:plugin/disk@0.1.1": crate::host::homeward::plugin::disk,
+            "homeward:plugin/types@0.1.2": crate::host::homeward::plugin::types,
+            "homeward:plugin/log@0.1.2": crate::host::homeward::plugin::log,
+            "homeward:plugin/config@0.1.2": crate::host::homeward::plugin::config,
+            "homeward:plugin/disk@0.1.2": crate::host::homeward::plugin::disk,
         },
         pub_export_macro: true,
         export_macro_name: "export_filesystem_handler",
@@ -150,10 +150,10 @@ pub mod guest_step {
         path: "../wit/v0.1",
         world: "guest-step",
         with: {
-            "homeward:plugin/types@0.1.1": crate::host::homeward::plugin::types,
-            "homeward:plugin/log@0.1.1": crate::host::homeward::plugin::log,
-            "homeward:plugin/config@0.1.1": crate::host::homeward::plugin::config,
-            "homeward:plugin/guest-fs@0.1.1": crate::host::homeward::plugin::guest_fs,
+            "homeward:plugin/types@0.1.2": crate::host::homeward::plugin::types,
+            "homeward:plugin/log@0.1.2": crate::host::homeward::plugin::log,
+            "homeward:plugin/config@0.1.2": crate::host::homeward::plugin::config,
+            "homeward:plugin/guest-fs@0.1.2": crate::host::homeward::plugin::guest_fs,
         },
         pub_export_macro: true,
         export_macro_name: "export_guest_step",
@@ -290,7 +290,7 @@ macro_rules! __plugin_manifest {
                 "schema = 1\n",
                 "id = \"", $id, "\"\n",
                 "version = \"", env!("CARGO_PKG_VERSION"), "\"\n",
-                "api = \"", "0.1.1", "\"\n",
+                "api = \"", "0.1.2", "\"\n",
                 "kinds = [\"", $kind, "\"]\n",
                 "[capabilities]\n",
                 $( $crate::__plugin_capability!($key : $value), )*

@@ -9,7 +9,7 @@
 //! schema = 1                       # manifest schema version
 //! id = "vcenter"                   # [a-z0-9][a-z0-9-]{0,62}
 //! version = "0.3.1"                # the plugin's own version (semver)
-//! api = "0.1.1"                    # the homeward:plugin WIT version it was built against
+//! api = "0.1.2"                    # the homeward:plugin WIT version it was built against
 //! kinds = ["hypervisor-adapter"]   # the world it targets
 //! [capabilities]
 //! network = ["*:443"]              # host:port patterns it may call; "*" matches any host or port

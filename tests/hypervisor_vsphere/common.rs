@@ -7,7 +7,8 @@ use homeward::conformance::{Outcome, SuiteOptions};
 use homeward::embedded::EmbeddedPlugin;
 use homeward::lab::hypervisor::privileges::HOMEWARD_REQUIRED;
 use homeward::plugin::adapter::{
-    DiskLocator, Finding, HypervisorVmSpec, Inventory, PowerState, ReadinessRequest, Severity,
+    Disk, DiskFormat, DiskLocator, Finding, HypervisorVmSpec, Inventory, PowerState,
+    ReadinessRequest, Severity,
 };
 use homeward::plugin::{
     Failure, LoadedPlugin, LogRecorder, PluginInstance, PluginSettings, Runtime, RuntimeOptions,
@@ -751,9 +752,209 @@ pub fn conformance(model: Model, plugin: EmbeddedPlugin) {
         "hypervisor/disks",
         "hypervisor/power",
         "hypervisor/snapshots-block-reprotect",
+        "hypervisor/snapshot-disk",
     ] {
         assert!(passed.contains(case), "{case} did not pass: {passed:?}");
     }
+}
+
+/// The (datastore, path) of a disk's `datastore-file` locator.
+fn datastore_file(disk: &Disk) -> (&str, &str) {
+    match &disk.locator {
+        DiskLocator::DatastoreFile((ds, path)) => (ds.as_str(), path.as_str()),
+        other => panic!("not a datastore file: {other:?}"),
+    }
+}
+
+/// A property of a disk record.
+fn property<'d>(disk: &'d Disk, key: &str) -> Option<&'d str> {
+    disk.properties
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The device XML of `key` among the VM's `config.hardware.device`, read
+/// as the administrator: (controllerKey, unitNumber, capacityInKB, fileName).
+fn disk_device(sim: &VsphereSim, vm_id: &str, key: &str) -> (String, String, String, String) {
+    let (cookie, content) = admin_session(sim);
+    let collector = content.text("propertyCollector").unwrap();
+    let answer = sim.soap(
+        Some(&cookie),
+        &format!(
+            r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this type="PropertyCollector">{collector}</_this><specSet><propSet><type>VirtualMachine</type><pathSet>config.hardware.device</pathSet></propSet><objectSet><obj type="VirtualMachine">{vm_id}</obj></objectSet></specSet><options></options></RetrievePropertiesEx>"#
+        ),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let doc = roxmltree::Document::parse(&answer.body).unwrap();
+    let device = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "VirtualDevice")
+        .find(|n| {
+            n.children()
+                .any(|c| c.tag_name().name() == "key" && c.text() == Some(key))
+        })
+        .unwrap_or_else(|| panic!("no device {key} in {}", answer.body));
+    let text = |path: &[&str]| -> String {
+        let mut node = device;
+        for name in path {
+            node = node
+                .children()
+                .find(|c| c.tag_name().name() == *name)
+                .unwrap_or_else(|| panic!("device {key} has no {path:?}"));
+        }
+        node.text().unwrap_or_default().to_string()
+    };
+    (
+        text(&["controllerKey"]),
+        text(&["unitNumber"]),
+        text(&["capacityInKB"]),
+        text(&["backing", "fileName"]),
+    )
+}
+
+/// What vSphere does to a disk when it takes a snapshot and the simulator
+/// does not: the VM's disk `key` now writes to the delta `delta` whose
+/// parent is the file it wrote before.
+fn move_disk_onto_a_delta(sim: &VsphereSim, vm_id: &str, key: &str, delta: &str) {
+    let (controller, unit, kb, file) = disk_device(sim, vm_id, key);
+    let (datastore, _) = file.trim_start_matches('[').split_once(']').unwrap();
+    // The simulator edits a disk only onto files that exist: the descriptor
+    // and its extent, here empty placeholders.
+    let dir = sim.datastore_dir(datastore);
+    std::fs::write(dir.join(delta), b"").unwrap();
+    std::fs::write(dir.join(delta.replace(".vmdk", "-flat.vmdk")), b"").unwrap();
+    let (cookie, _) = admin_session(sim);
+    let answer = sim.soap(
+        Some(&cookie),
+        &format!(
+            concat!(
+                r#"<ReconfigVM_Task xmlns="urn:vim25" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><_this type="VirtualMachine">{vm}</_this><spec><deviceChange><operation>edit</operation>"#,
+                r#"<device xsi:type="VirtualDisk"><key>{key}</key><deviceInfo><label>Hard disk</label><summary>delta</summary></deviceInfo><backing xsi:type="VirtualDiskFlatVer2BackingInfo"><fileName>[{ds}] {delta}</fileName><diskMode>persistent</diskMode>"#,
+                r#"<parent xsi:type="VirtualDiskFlatVer2BackingInfo"><fileName>{file}</fileName><diskMode>persistent</diskMode></parent></backing>"#,
+                r#"<controllerKey>{controller}</controllerKey><unitNumber>{unit}</unitNumber><capacityInKB>{kb}</capacityInKB></device></deviceChange></spec></ReconfigVM_Task>"#
+            ),
+            vm = vm_id,
+            key = key,
+            ds = datastore,
+            delta = delta,
+            file = file,
+            controller = controller,
+            unit = unit,
+            kb = kb
+        ),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // The simulator runs the task before it answers; its file name shows it.
+    assert!(
+        disk_device(sim, vm_id, key).3.ends_with(delta),
+        "the disk did not move onto {delta}"
+    );
+}
+
+/// `snapshot-disk` (API 0.1.2) answers the file each disk was writing when
+/// the snapshot was taken (the VM's disk record from before it, read only);
+/// an unknown VM, snapshot or disk, and a disk attached after the snapshot,
+/// are not-found; a snapshot that froze a delta is unsupported, naming the
+/// older snapshot to consolidate.
+///
+/// The simulator makes no delta disks on CreateSnapshot_Task (the VM keeps
+/// writing its base file, and the snapshot's `config` is a copy of the
+/// VM's), so what the first snapshot freezes is checked against the disk
+/// record taken before it, which is what vSphere would answer too. For the
+/// delta case the test moves a disk onto a delta itself (ReconfigVM, what
+/// vSphere does at a snapshot) before taking the second snapshot. The
+/// simulator's snapshot shares the VM's device list, so that edit also
+/// reaches the first snapshot's copy: the first is not asked again after it.
+pub fn snapshot_disks(model: Model, plugin: EmbeddedPlugin) {
+    let setup = Setup::new(model, plugin);
+    let mut hv = setup.instance();
+    assert!(hv.hypervisor_has_snapshot_disks().unwrap());
+    let inventory = hv.hypervisor_discover().unwrap();
+    let spec = placement(&inventory, "homeward-frozen-01");
+    let vm = hv.hypervisor_create_vm(&spec).unwrap();
+    let before = hv.hypervisor_get_vm(&vm.id).unwrap();
+    assert_eq!(before.disks.len(), 2);
+
+    let first = hv
+        .hypervisor_create_snapshot(&vm.id, "cycle-1", false)
+        .unwrap();
+    for disk in &before.disks {
+        let frozen = hv
+            .hypervisor_snapshot_disk(&vm.id, &first.id, &disk.id)
+            .unwrap()
+            .expect("the adapter exports hypervisor-snapshots");
+        assert_eq!(frozen.id, disk.id);
+        assert_eq!(datastore_file(&frozen), datastore_file(disk));
+        assert_eq!(frozen.capacity_bytes, disk.capacity_bytes);
+        assert_eq!(frozen.format, DiskFormat::VmdkFlat);
+        assert_eq!(
+            (frozen.controller.as_deref(), frozen.unit),
+            (disk.controller.as_deref(), disk.unit)
+        );
+        assert_eq!(property(&frozen, "access"), Some("read"), "{frozen:?}");
+        assert_eq!(
+            property(&frozen, "datastore-path"),
+            property(disk, "datastore-path")
+        );
+        let (ds, path) = datastore_file(&frozen);
+        let dir = setup.sim.datastore_dir(ds);
+        assert!(dir.join(path).is_file(), "{path} is not on {ds}");
+        let flat = property(&frozen, "flat-file").unwrap();
+        assert!(dir.join(flat).is_file(), "{flat} is not on {ds}");
+    }
+
+    let disk = &before.disks[0];
+    match failure(hv.hypervisor_snapshot_disk("vm-does-not-exist", &first.id, &disk.id)) {
+        Failure::NotFound(m) => assert!(m.contains("VM vm-does-not-exist"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match failure(hv.hypervisor_snapshot_disk(&vm.id, "snapshot-does-not-exist", &disk.id)) {
+        Failure::NotFound(m) => assert!(m.contains("no snapshot snapshot-does-not-exist"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match failure(hv.hypervisor_snapshot_disk(&vm.id, &first.id, "disk-does-not-exist")) {
+        Failure::NotFound(m) => assert!(m.contains("no disk disk-does-not-exist"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let later = hv.hypervisor_add_disk(&vm.id, 2 * MIB).unwrap();
+    match failure(hv.hypervisor_snapshot_disk(&vm.id, &first.id, &later.id)) {
+        Failure::NotFound(m) => assert!(m.contains("attached after the snapshot"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+
+    // The first snapshot left the VM writing a delta; the second freezes it.
+    let key = property(disk, "device-key").unwrap().to_string();
+    let delta = format!("{}/{}-000001.vmdk", vm.name, vm.name);
+    move_disk_onto_a_delta(&setup.sim, &vm.id, &key, &delta);
+    let second = hv
+        .hypervisor_create_snapshot(&vm.id, "cycle-2", false)
+        .unwrap();
+    match failure(hv.hypervisor_snapshot_disk(&vm.id, &second.id, &disk.id)) {
+        Failure::Unsupported(m) => {
+            assert!(m.contains(&format!("\"cycle-2\" ({})", second.id)), "{m}");
+            assert!(m.contains(&format!("\"cycle-1\" ({})", first.id)), "{m}");
+            assert!(m.contains(&delta), "{m}");
+            assert!(m.contains("consolidate"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The other disk is still whole in the second snapshot.
+    let whole = hv
+        .hypervisor_snapshot_disk(&vm.id, &second.id, &before.disks[1].id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(datastore_file(&whole), datastore_file(&before.disks[1]));
+
+    hv.hypervisor_delete_snapshot(&vm.id, &second.id).unwrap();
+    hv.hypervisor_delete_snapshot(&vm.id, &first.id).unwrap();
+    for gone in [&first, &second] {
+        match failure(hv.hypervisor_snapshot_disk(&vm.id, &gone.id, &disk.id)) {
+            Failure::NotFound(m) => assert!(m.contains(&gone.id), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    hv.hypervisor_delete_vm(&vm.id).unwrap();
 }
 
 /// Pointed at the other kind of endpoint, a plugin refuses with

@@ -134,3 +134,41 @@ impl PluginInstance {
         }
     }
 }
+
+impl PluginInstance {
+    /// Whether this hypervisor adapter exports `hypervisor-snapshots` (API
+    /// 0.1.2): adapters built before do not.
+    pub fn hypervisor_has_snapshot_disks(&mut self) -> Result<bool, PluginError> {
+        self.call("hypervisor-snapshots", |b, _| {
+            Ok(b.hypervisor_snapshots()?.is_some())
+        })
+    }
+
+    /// `hypervisor-snapshots.snapshot-disk`: where disk `disk_id` of `vm_id`
+    /// is as snapshot `snapshot_id` froze it. `Ok(None)` when the adapter
+    /// lacks the interface (built before API 0.1.2).
+    pub fn hypervisor_snapshot_disk(
+        &mut self,
+        vm_id: &str,
+        snapshot_id: &str,
+        disk_id: &str,
+    ) -> Result<Option<Disk>, PluginError> {
+        const CALL: &str = "hypervisor-snapshots.snapshot-disk";
+        let plugin = self.plugin_id().to_string();
+        let answer = self.call(CALL, |b, store| match b.hypervisor_snapshots()? {
+            Some(api) => api
+                .call_snapshot_disk(store, vm_id, snapshot_id, disk_id)
+                .map(Some),
+            None => Ok(None),
+        })?;
+        match answer {
+            None => Ok(None),
+            Some(Ok(disk)) => Ok(Some(disk)),
+            Some(Err(e)) => Err(PluginError::Failed {
+                plugin,
+                call: CALL,
+                failure: e.into(),
+            }),
+        }
+    }
+}

@@ -18,7 +18,7 @@ pub enum ApiLine {
 }
 
 /// The newest API version of each line this host serves, newest line first.
-pub const SERVED: &[(ApiLine, Version)] = &[(ApiLine::V0_1, Version::new(0, 1, 1))];
+pub const SERVED: &[(ApiLine, Version)] = &[(ApiLine::V0_1, Version::new(0, 1, 2))];
 
 /// The newest API version this host serves.
 pub fn host_api() -> Version {

@@ -2,8 +2,9 @@
 //! `replicate` job per protected item (or one for the whole group when it
 //! asks for multi-VM consistency), unless that item's or group's previous
 //! cycle is still queued or running; every `app_consistent_every`-th cycle
-//! asks for an app-consistent point (cloud snapshots are crash-consistent,
-//! which the cycle says in its log).
+//! asks for an app-consistent point (whether it gets one is the adapter's
+//! answer, logged by the cycle). Failback groups replicate from the cloud;
+//! groups to the cloud (after a commit) from on premises.
 //!
 //! The driver is a thread of its own: it only reads the store and submits
 //! jobs, so the scheduler's persisted jobs carry every cycle's state and a
@@ -88,9 +89,12 @@ fn due(
         let Some(interval) = group.settings.cycle_interval_secs else {
             continue;
         };
-        if group.direction != Direction::ToOnPremises {
-            continue;
-        }
+        // The side items run on: the cloud for a failback group, on
+        // premises after the commit (S3).
+        let source_side = match group.direction {
+            Direction::ToOnPremises => SiteKind::Cloud,
+            Direction::ToCloud => SiteKind::OnPremises,
+        };
         let mut items = Vec::new();
         for item in store.items(Some(&group.name))? {
             if item.state != ItemState::Protected
@@ -98,7 +102,7 @@ fn due(
             {
                 continue;
             }
-            if store.site(&item.source.site)?.kind == SiteKind::Cloud {
+            if store.site(&item.source.site)?.kind == source_side {
                 items.push(item.name);
             }
         }

@@ -725,6 +725,10 @@ impl FailoverItem {
         item: &Item,
         point: &RecoveryPoint,
     ) -> Result<usize, StepError> {
+        if point.direction == Direction::ToCloud && super::replicate_to_cloud::has_snapshots(point)
+        {
+            return self.restore_from_snapshots(ctx, item, point);
+        }
         let paths = replica_endpoints(&self.0, item, Access::Read)?;
         let group = self.0.store.group(&item.group).map_err(store_error)?;
         let options = super::replicate::journal_options(&group.settings);
@@ -777,6 +781,52 @@ impl FailoverItem {
             }
         }
         Ok(rolled)
+    }
+
+    /// Copies the blob snapshots of a point to the cloud back over the
+    /// replica disks (a delta through the data path: only the blocks that
+    /// differ move). Newer points keep their snapshots and stay retained.
+    fn restore_from_snapshots(
+        &self,
+        ctx: &StepContext,
+        item: &Item,
+        point: &RecoveryPoint,
+    ) -> Result<usize, StepError> {
+        let targets = replica_endpoints(&self.0, item, Access::ReadWrite)?;
+        let replica = item
+            .replica
+            .as_ref()
+            .ok_or_else(|| StepError::Failed(format!("item `{}` has no replica", item.name)))?;
+        let site = self.0.store.site(&replica.site).map_err(store_error)?;
+        let mut cloud = self
+            .0
+            .env
+            .adapter(&site)
+            .map_err(common::orchestrator_error)?;
+        for (disk, target) in point.disks.iter().zip(&targets) {
+            let id = item
+                .disks
+                .iter()
+                .find(|d| d.index == disk.index)
+                .and_then(|d| d.replica_disk_id.clone())
+                .ok_or_else(|| {
+                    StepError::Failed(format!(
+                        "disk {} of `{}` has no replica",
+                        disk.index, item.name
+                    ))
+                })?;
+            let frozen = cloud
+                .cloud_disk_endpoint(&format!("{id}@{}", disk.snapshot_id), Access::Read)
+                .map_err(plugin_error)?;
+            let source = disks::endpoint(&frozen, &[])?;
+            ctx.check_cancelled()?;
+            let moved = disks::sync_disk(ctx, &source, target, crate::sync::Mode::Delta)?;
+            ctx.log(&format!(
+                "disk {} of {}: recovery point {} copied back from snapshot {} ({} bytes sent)",
+                disk.index, item.name, point.id, disk.snapshot_id, moved.bytes_sent
+            ));
+        }
+        Ok(point.disks.len())
     }
 
     fn power_on(

@@ -36,6 +36,7 @@ mod env;
 mod failover;
 mod params;
 mod replicate;
+mod replicate_to_cloud;
 mod reprotect;
 pub mod rpo;
 mod split_brain;

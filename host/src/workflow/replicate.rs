@@ -41,7 +41,7 @@ use crate::journal::{self, Journal, JournalOptions, NewPointMeta, Retention};
 use crate::plugin::adapter::Access;
 use crate::plugin::{Failure, PluginError};
 use crate::store::{
-    Direction, GroupSettings, Item, ItemState, NewPoint, PointDisk, PointKind, SiteKind, Store,
+    Direction, GroupSettings, Item, ItemState, NewPoint, PointDisk, PointKind, Store,
 };
 use crate::sync::extents::{ExtentShipment, differing_ranges, ship_local};
 use crate::sync::{DEFAULT_BLOCK_SIZE, DiskEndpoint};
@@ -184,8 +184,12 @@ pub fn open_journal(replica: &Path, options: JournalOptions) -> Result<Journal, 
     Ok(journal)
 }
 
-/// The items a job replicates: one, or every protected item of the group.
-fn members(store: &Store, p: &ReplicateParams) -> Result<Vec<Item>, StepError> {
+/// The items a job replicates (one, or every protected item of the group)
+/// and the direction they replicate in (one per job: one group).
+pub(super) fn members(
+    store: &Store,
+    p: &ReplicateParams,
+) -> Result<(Vec<Item>, Direction), StepError> {
     let items = match (&p.item, &p.group) {
         (Some(item), None) => vec![store.item(item).map_err(store_error)?],
         (None, Some(group)) => store
@@ -206,6 +210,7 @@ fn members(store: &Store, p: &ReplicateParams) -> Result<Vec<Item>, StepError> {
             p.group.as_deref().unwrap_or_default()
         )));
     }
+    let direction = store.group(&items[0].group).map_err(store_error)?.direction;
     for item in &items {
         if item.state != ItemState::Protected {
             return Err(StepError::Failed(format!(
@@ -214,28 +219,34 @@ fn members(store: &Store, p: &ReplicateParams) -> Result<Vec<Item>, StepError> {
             )));
         }
         let group = store.group(&item.group).map_err(store_error)?;
-        if group.direction != Direction::ToOnPremises {
+        if group.direction != direction {
             return Err(StepError::Failed(format!(
-                "item `{}` replicates {}: continuous replication runs from the cloud to \
-                 on-premises (the cloud adapter's snapshots); protect it with reprotect jobs",
+                "items `{}` and `{}` replicate in different directions: one cycle replicates one way",
+                items[0].name, item.name
+            )));
+        }
+        let source_kind = store.site(&item.source.site).map_err(store_error)?.kind;
+        if source_kind != common::target_kind(common::reverse(direction)) {
+            return Err(StepError::Failed(format!(
+                "item `{}` replicates {} but runs on site {}, which is not on the source side",
                 item.name,
-                direction_words(group.direction)
+                direction_words(direction),
+                item.source.site
             )));
         }
-        if store.site(&item.source.site).map_err(store_error)?.kind != SiteKind::Cloud {
-            return Err(StepError::Failed(format!(
-                "item `{}` runs on site {}, not in the cloud",
-                item.name, item.source.site
-            )));
-        }
-        if item.disks.iter().any(|d| d.replica_path.is_none()) {
+        if item
+            .disks
+            .iter()
+            .any(|d| d.replica_path.is_none() || d.replica_disk_id.is_none())
+            || item.replica.is_none()
+        {
             return Err(StepError::Failed(format!(
                 "item `{}` has no replica disks yet: reprotect it first",
                 item.name
             )));
         }
     }
-    Ok(items)
+    Ok((items, direction))
 }
 
 impl Workflow for Replicate {
@@ -246,12 +257,16 @@ impl Workflow for Replicate {
     fn prepare(&self, value: &serde_json::Value) -> Result<PreparedJob, StepError> {
         let p: ReplicateParams = params(value)?;
         let store = &self.0.store;
-        let items = members(store, &p)?;
+        let (items, direction) = members(store, &p)?;
         let disks: usize = items.iter().map(|i| i.disks.len()).sum();
         let mut steps = vec!["snapshot".to_string()];
         for n in 0..disks {
-            steps.push(format!("changes-{n}"));
-            steps.push(format!("ship-{n}"));
+            if direction == Direction::ToCloud {
+                steps.push(format!("sync-{n}"));
+            } else {
+                steps.push(format!("changes-{n}"));
+                steps.push(format!("ship-{n}"));
+            }
         }
         steps.push("record".to_string());
         let group = store.group(&items[0].group).map_err(store_error)?;
@@ -284,6 +299,9 @@ impl Workflow for Replicate {
 
     fn run_step(&self, ctx: &StepContext) -> Result<serde_json::Value, StepError> {
         let p: ReplicateParams = params(ctx.params())?;
+        if ctx.step_name().starts_with("sync-") || self.to_cloud_job(ctx, &p)? {
+            return self.run_to_cloud_step(ctx, &p);
+        }
         match ctx.step_name() {
             "snapshot" => to_output(&self.snapshot(ctx, &p)?),
             "record" => self.record(ctx),
@@ -306,17 +324,34 @@ impl Workflow for Replicate {
 
 impl Replicate {
     fn cloud(&self, item: &Item) -> Result<crate::plugin::PluginInstance, StepError> {
-        let site = self.0.store.site(&item.source.site).map_err(store_error)?;
+        self.adapter_of(&item.source.site)
+    }
+
+    /// The adapter of site `site`.
+    pub(super) fn adapter_of(
+        &self,
+        site: &str,
+    ) -> Result<crate::plugin::PluginInstance, StepError> {
+        let site = self.0.store.site(site).map_err(store_error)?;
         self.0
             .env
             .adapter(&site)
             .map_err(common::orchestrator_error)
     }
 
+    /// Whether this job replicates to the cloud: its `snapshot` output says
+    /// so once taken; before, the group does.
+    fn to_cloud_job(&self, ctx: &StepContext, p: &ReplicateParams) -> Result<bool, StepError> {
+        if let Some(out) = ctx.output_of("snapshot") {
+            return Ok(out.get("vms").is_some());
+        }
+        Ok(members(&self.0.store, p)?.1 == Direction::ToCloud)
+    }
+
     fn snapshot(&self, ctx: &StepContext, p: &ReplicateParams) -> Result<Snapped, StepError> {
-        let items = members(&self.0.store, p)?;
+        let (items, _) = members(&self.0.store, p)?;
         if ctx.attempt() > 1 {
-            self.drop_abandoned_snapshots(ctx);
+            self.drop_abandoned_snapshots(ctx, |item| item.source.site.clone());
         }
         let taken_at = crate::store::now_ms();
         let mut disks: Vec<SnapDisk> = Vec::new();
@@ -354,7 +389,14 @@ impl Replicate {
             // All or nothing: snapshots of a cycle that will not ship are
             // nobody's base.
             for disk in &disks {
-                self.delete_snapshot_quietly(ctx, &disk.item, &disk.disk_id, &disk.snapshot_id);
+                if let Some(item) = items.iter().find(|i| i.name == disk.item) {
+                    self.delete_snapshot_quietly(
+                        ctx,
+                        &item.source.site,
+                        &disk.disk_id,
+                        &disk.snapshot_id,
+                    );
+                }
             }
             return Err(e);
         }
@@ -375,8 +417,14 @@ impl Replicate {
 
     /// Deletes the snapshots an earlier attempt of this step logged: it was
     /// interrupted (the host killed) before its output was saved, so nothing
-    /// else knows them.
-    fn drop_abandoned_snapshots(&self, ctx: &StepContext) {
+    /// else knows them, unless a recorded point refers to one (the attempt
+    /// got that far), which is kept. `site_of` says on which site an item's
+    /// logged snapshots are.
+    pub(super) fn drop_abandoned_snapshots(
+        &self,
+        ctx: &StepContext,
+        site_of: impl Fn(&Item) -> String,
+    ) {
         let events = match self.0.store.events(ctx.job_id(), 0) {
             Ok(events) => events,
             Err(e) => {
@@ -388,28 +436,38 @@ impl Replicate {
             }
         };
         for event in events.iter().filter(|e| e.step == Some(ctx.step_index())) {
-            if let Some((item, disk_id, snapshot_id)) = parse_taken(&event.message) {
-                self.delete_snapshot_quietly(ctx, item, disk_id, snapshot_id);
+            let Some((item, disk_id, snapshot_id)) = parse_taken(&event.message) else {
+                continue;
+            };
+            let item = self.0.store.item(item).and_then(|item| {
+                let points = self.0.store.points(item.id)?;
+                Ok((item, points))
+            });
+            match item {
+                Ok((_, points))
+                    if points
+                        .iter()
+                        .any(|p| p.disks.iter().any(|d| d.snapshot_id == snapshot_id)) => {}
+                Ok((item, _)) => {
+                    self.delete_snapshot_quietly(ctx, &site_of(&item), disk_id, snapshot_id)
+                }
+                Err(e) => ctx.log(&format!(
+                    "cannot delete snapshot {snapshot_id} of disk {disk_id} ({e}); delete it by hand"
+                )),
             }
         }
     }
 
-    /// Deletes a snapshot of `item`'s disk; one already gone is fine, any
-    /// other failure is logged for the operator.
-    fn delete_snapshot_quietly(
+    /// Deletes a snapshot of a disk of cloud site `site`; one already gone
+    /// is fine, any other failure is logged for the operator.
+    pub(super) fn delete_snapshot_quietly(
         &self,
         ctx: &StepContext,
-        item: &str,
+        site: &str,
         disk_id: &str,
         snapshot: &str,
     ) {
-        let cloud = self
-            .0
-            .store
-            .item(item)
-            .map_err(store_error)
-            .and_then(|item| self.cloud(&item));
-        let deleted = match cloud {
+        let deleted = match self.adapter_of(site) {
             Ok(mut cloud) => match cloud.cloud_delete_snapshot(disk_id, snapshot) {
                 Ok(())
                 | Err(PluginError::Failed {
@@ -692,12 +750,7 @@ impl Replicate {
                 }
             }
             // The point of this cycle, once: a rerun finds it.
-            let existing = store
-                .points(item.id)
-                .map_err(store_error)?
-                .into_iter()
-                .find(|pt| pt.consistency_id.as_deref() == Some(snapped.consistency_id.as_str()));
-            let point = match existing {
+            let point = match cycle_point(store, &item, &snapped.consistency_id)? {
                 Some(point) => point,
                 None => store
                     .add_point(&NewPoint {
@@ -734,7 +787,7 @@ impl Replicate {
             }
             // The previous snapshots are no longer anyone's base.
             for (disk_id, snapshot) in &previous {
-                self.delete_snapshot_quietly(ctx, &item.name, disk_id, snapshot);
+                self.delete_snapshot_quietly(ctx, &item.source.site, disk_id, snapshot);
             }
             methods.dedup();
             let mut detail = format!(
@@ -763,8 +816,22 @@ impl Replicate {
 }
 
 /// The consistency id of a cycle's points (one for every VM of the job).
-fn cycle_tag(ctx: &StepContext) -> String {
+pub(super) fn cycle_tag(ctx: &StepContext) -> String {
     format!("cycle-{}", ctx.job_id())
+}
+
+/// The point an earlier attempt of the `record` step of cycle `tag`
+/// recorded for `item`, if any.
+pub(super) fn cycle_point(
+    store: &Store,
+    item: &Item,
+    tag: &str,
+) -> Result<Option<crate::store::RecoveryPoint>, StepError> {
+    Ok(store
+        .points(item.id)
+        .map_err(store_error)?
+        .into_iter()
+        .find(|pt| pt.consistency_id.as_deref() == Some(tag)))
 }
 
 /// One VM's snapshots: a restore point when the adapter has them (one
@@ -857,7 +924,7 @@ fn delete_taken<'a>(
 
 /// The job-log line that records a snapshot as soon as it exists, so a rerun
 /// of an interrupted `snapshot` step can delete it ([`parse_taken`]).
-fn taken_line(item: &str, disk_id: &str, snapshot_id: &str) -> String {
+pub(super) fn taken_line(item: &str, disk_id: &str, snapshot_id: &str) -> String {
     format!("{item}: snapshot {snapshot_id} of disk {disk_id} taken")
 }
 

@@ -61,6 +61,20 @@ pub fn disk(vm: &VmEntry, d: &DiskConfig) -> Disk {
     }
 }
 
+/// A disk as snapshot copy `frozen` (relative to the VM's directory) holds
+/// it: the same record as [`disk`], located at the copy, read only.
+pub fn frozen_disk(vm: &VmEntry, d: &DiskConfig, frozen: &str) -> Disk {
+    let mut disk = disk(vm, d);
+    disk.locator = DiskLocator::DatastoreFile((vm.datastore.clone(), vm.relative(frozen)));
+    disk.properties = vec![
+        prop("thin", d.thin),
+        prop("datastore-path", vm.datastore_path(frozen)),
+        prop("flat-file", vm.relative(&format::flat_name(frozen))),
+        prop("access", "read"),
+    ];
+    disk
+}
+
 /// One VM with its disks, NICs and snapshots.
 pub fn vm(vm: &VmEntry) -> Vm {
     let c = &vm.config;

@@ -89,7 +89,10 @@
 //!   every disk (sparse copy) to `<vm>/snapshots/<snapshot-id>/`, so a
 //!   snapshot is a real frozen point; its parent is the current snapshot.
 //!   **delete-snapshot**: unknown → `not-found`; children move to its parent;
-//!   its copies are deleted (consolidation).
+//!   its copies are deleted (consolidation). **snapshot-disk** (API 0.1.2):
+//!   VM, snapshot or disk unknown, or a disk added after the snapshot →
+//!   `not-found`; else the disk record located at its frozen copy
+//!   (`<vm>/snapshots/<snapshot-id>/<file>`), property `access` `read`.
 //! - **Disks** are reported with `format: vmdk-flat`, `locator:
 //!   datastore-file((<datastore name>, "<vm>/<vm>.vmdk"))`, sector size 512,
 //!   controller `scsi0` and its unit, and properties `thin`, `datastore-path`
@@ -158,6 +161,14 @@ impl Guest for LabHypervisor {
     }
     fn delete_snapshot(vm_id: String, snapshot_id: String) -> Result<(), Error> {
         ops::delete_snapshot(&vm_id, &snapshot_id)
+    }
+}
+
+impl homeward_sdk::hypervisor_adapter::exports::homeward::plugin::hypervisor_snapshots::Guest
+    for LabHypervisor
+{
+    fn snapshot_disk(vm_id: String, snapshot_id: String, disk_id: String) -> Result<Disk, Error> {
+        ops::snapshot_disk(&vm_id, &snapshot_id, &disk_id)
     }
 }
 

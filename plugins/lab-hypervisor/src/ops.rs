@@ -337,6 +337,45 @@ pub fn create_snapshot(vm_id: &str, name: &str, quiesce: bool) -> Result<Snapsho
     })
 }
 
+/// `snapshot-disk` (API 0.1.2): the frozen copy `create-snapshot` made of
+/// the disk, read only.
+pub fn snapshot_disk(vm_id: &str, snapshot_id: &str, disk_id: &str) -> Result<Disk, Error> {
+    let (lab, _) = for_read("read VM snapshots")?;
+    let vm = lab.vm(vm_id)?;
+    if !vm.config.snapshots.iter().any(|s| s.id == snapshot_id) {
+        return Err(Error::not_found(format!(
+            "VM {} ({vm_id}) has no snapshot {snapshot_id}",
+            vm.config.name
+        )));
+    }
+    let disk = vm
+        .config
+        .disks
+        .iter()
+        .find(|d| d.uuid.eq_ignore_ascii_case(disk_id))
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "VM {} ({vm_id}) has no disk {disk_id}",
+                vm.config.name
+            ))
+        })?;
+    let frozen = format!(
+        "{}/{}/{}",
+        crate::format::SNAPSHOTS_DIR,
+        snapshot_id,
+        disk.file
+    );
+    if !vm.dir.join(&frozen).is_file() {
+        // A disk added after the snapshot was taken has no frozen copy.
+        return Err(Error::not_found(format!(
+            "snapshot {snapshot_id} of VM {} holds no copy of disk {disk_id} (added after the \
+             snapshot was taken)",
+            vm.config.name
+        )));
+    }
+    Ok(convert::frozen_disk(&vm, disk, &frozen))
+}
+
 pub fn delete_snapshot(vm_id: &str, snapshot_id: &str) -> Result<(), Error> {
     let (lab, _) = for_change(&[p::REMOVE_SNAPSHOT], "delete snapshots")?;
     let mut vm = lab.vm(vm_id)?;

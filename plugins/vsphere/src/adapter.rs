@@ -2,7 +2,7 @@
 //! plugins; [`crate::hypervisor_adapter!`] wires a plugin's type to them.
 
 use crate::client::{self, Session};
-use crate::{inventory, licence, ops, props, readiness};
+use crate::{frozen, inventory, licence, ops, props, readiness};
 use homeward_sdk::Error;
 use homeward_sdk::hypervisor_adapter::exports::homeward::plugin::hypervisor::{
     Inventory, ReadinessRequest, VmSpec,
@@ -180,6 +180,17 @@ pub fn delete_snapshot(flavour: Flavour, vm_id: &str, snapshot_id: &str) -> Resu
     ops::delete_snapshot(vm_id, snapshot_id)
 }
 
+/// A disk as a snapshot froze it (API 0.1.2).
+pub fn snapshot_disk(
+    flavour: Flavour,
+    vm_id: &str,
+    snapshot_id: &str,
+    disk_id: &str,
+) -> Result<Disk, Error> {
+    start(flavour)?;
+    frozen::snapshot_disk(vm_id, snapshot_id, disk_id)
+}
+
 /// Implements the `hypervisor-adapter` exports for `$ty` with the shared
 /// vSphere logic of `$flavour` ([`Flavour`]).
 #[macro_export]
@@ -244,6 +255,18 @@ macro_rules! hypervisor_adapter {
             }
             fn delete_snapshot(vm_id: String, snapshot_id: String) -> Result<(), $crate::sdk::Error> {
                 $crate::adapter::delete_snapshot($flavour, &vm_id, &snapshot_id)
+            }
+        }
+
+        impl $crate::sdk::hypervisor_adapter::exports::homeward::plugin::hypervisor_snapshots::Guest
+            for $ty
+        {
+            fn snapshot_disk(
+                vm_id: String,
+                snapshot_id: String,
+                disk_id: String,
+            ) -> Result<$crate::sdk::types::Disk, $crate::sdk::Error> {
+                $crate::adapter::snapshot_disk($flavour, &vm_id, &snapshot_id, &disk_id)
             }
         }
     };

@@ -28,8 +28,8 @@
 //! - [`props`]: `RetrievePropertiesEx` over container views, with paging.
 //! - [`task`]: waiting for tasks with a deadline.
 //! - [`convert`]: VMs (disks, NICs, snapshots), hosts, datastores.
-//! - [`inventory`], [`ops`], [`licence`], [`readiness`], [`authz`] +
-//!   [`privileges`]: what the exports do; [`adapter`] wires them.
+//! - [`inventory`], [`ops`], [`frozen`], [`licence`], [`readiness`],
+//!   [`authz`] + [`privileges`]: what the exports do; [`adapter`] wires them.
 //!
 //! # Behaviour worth knowing
 //!
@@ -45,6 +45,13 @@
 //!   (never 7) on the chosen datastore, one VMXNET3 NIC per network
 //!   (standard or distributed port group), in the host's resource pool and
 //!   its datacenter's VM folder. `detach-disk` keeps the file.
+//! - `snapshot-disk` (API 0.1.2) answers the file the snapshot froze, read
+//!   from the `VirtualMachineSnapshot`'s own `config.hardware.device` (what
+//!   VADP backups read): the disk record of that file with property `access`
+//!   = `read`. A frozen backing with a `parent` (the snapshot sits on an
+//!   older snapshot's delta, or a linked clone's) or a non-flat backing is
+//!   `unsupported`, naming the older snapshots to consolidate; an unknown VM,
+//!   snapshot or disk, or a disk attached after the snapshot, is `not-found`.
 
 pub use homeward_sdk as sdk;
 
@@ -54,6 +61,7 @@ pub mod client;
 pub mod convert;
 pub mod fault;
 pub mod findings;
+pub mod frozen;
 pub mod inventory;
 pub mod licence;
 pub mod ops;

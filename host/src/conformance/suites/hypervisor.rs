@@ -7,7 +7,9 @@
 //! privileges, `conflict` for a wrong power state, `unavailable` for a dead
 //! endpoint), readiness findings that block reprotect of a VM with snapshots
 //! and failback on a free licence, VMs created at an alternate location with
-//! their disks on the chosen datastore, and no secret in any error or log.
+//! their disks on the chosen datastore, snapshots whose disks it can read as
+//! they were frozen (`hypervisor-snapshots`, API 0.1.2), and no secret in
+//! any error or log.
 //!
 //! Cases that change the endpoint create their own VMs (named
 //! `homeward-conformance-…`) and delete them at the end, also when they fail.
@@ -125,6 +127,13 @@ pub fn cases() -> Vec<Case> {
             smoke: false,
             requires: &[],
             run: disk_endpoints,
+        },
+        Case {
+            name: "hypervisor/snapshot-disk",
+            summary: "snapshot-disk (API 0.1.2) answers each disk of a snapshot with its id and capacity, holding the bytes of snapshot time while the disk moves on; unknown VM, snapshot or disk is not-found",
+            smoke: false,
+            requires: &[],
+            run: snapshot_disk,
         },
         Case {
             name: "hypervisor/unreachable-network-endpoint",
@@ -794,6 +803,191 @@ fn disk_endpoints(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
         );
     }
     Ok(())
+}
+
+/// The skip reason of `hypervisor/snapshot-disk` for an adapter without the
+/// interface.
+pub const NO_SNAPSHOT_DISKS: &str = "the adapter does not export hypervisor-snapshots (API 0.1.2): it was \
+     built before API 0.1.2, and the host protects its VMs to the cloud with reprotect syncs only";
+
+/// Where `hypervisor/snapshot-disk` marks each disk (lab only).
+const MARK_AT: u64 = 64 * 1024;
+
+fn snapshot_disk(ctx: &mut CaseContext<'_>) -> Result<(), CaseEnd> {
+    // Whether the interface is there does not depend on the target: ask
+    // first, so an older adapter skips for that reason and no other.
+    let mut probe = ctx.instance()?;
+    let present = expect_ok(
+        "looking up hypervisor-snapshots",
+        probe.hypervisor_has_snapshot_disks(),
+    )?;
+    if !present {
+        let api = &ctx.manifest().api;
+        return Err(CaseEnd::Skip(format!(
+            "{NO_SNAPSHOT_DISKS} (its manifest says api = {api})"
+        )));
+    }
+    let setup = Setup::new(ctx, make_lab)?;
+    // Only in a lab can the case reach the disks' bytes to write and read them.
+    let site = match &setup.target {
+        Target::Lab(site) => Some(site),
+        Target::Endpoint(_) => None,
+    };
+    let mut instance = setup.instance(ctx)?;
+    let (scratch, _, _) = create_scratch_vm(&mut instance)?;
+    let vm = scratch.vm.clone();
+    let marks: Vec<Vec<u8>> = vm
+        .disks
+        .iter()
+        .map(|d| format!("homeward-conformance frozen {}", d.id).into_bytes())
+        .collect();
+    if let Some(site) = site {
+        for (disk, mark) in vm.disks.iter().zip(&marks) {
+            write_located(site, disk, mark)?;
+        }
+    }
+    let name = scratch_name("frozen");
+    let snapshot = expect_ok(
+        "create-snapshot",
+        scratch
+            .instance
+            .hypervisor_create_snapshot(&vm.id, &name, false),
+    )?;
+    let checked = (|| -> Result<(), CaseEnd> {
+        // After the snapshot the disks move on; what it froze must not.
+        if let Some(site) = site {
+            for disk in &vm.disks {
+                write_located(site, disk, &[0x5a; 64])?;
+            }
+        }
+        for (disk, mark) in vm.disks.iter().zip(&marks) {
+            let what = format!("snapshot-disk of disk {} at the new snapshot", disk.id);
+            let frozen = expect_ok(&what, scratch.instance.hypervisor_snapshot_disk(
+                &vm.id,
+                &snapshot.id,
+                &disk.id,
+            ))?
+            .ok_or_else(|| {
+                CaseEnd::Fail(format!(
+                    "{what}: the adapter exports hypervisor-snapshots, yet the host found no function to call"
+                ))
+            })?;
+            ensure!(
+                frozen.id == disk.id,
+                "{what} answers disk id {}, asked {}",
+                frozen.id,
+                disk.id
+            );
+            ensure!(
+                frozen.capacity_bytes == disk.capacity_bytes,
+                "{what} answers {} bytes, the disk has {}",
+                frozen.capacity_bytes,
+                disk.capacity_bytes
+            );
+            if let Some(site) = site {
+                let device = open_located(site, &frozen, false)?;
+                ensure!(
+                    device.capacity() == disk.capacity_bytes,
+                    "{what}: its locator opens with {} bytes, the disk has {}",
+                    device.capacity(),
+                    disk.capacity_bytes
+                );
+                let mut read = vec![0u8; mark.len()];
+                device
+                    .read_at(&mut read, MARK_AT)
+                    .map_err(|e| CaseEnd::Fail(format!("{what}: cannot read it: {e}")))?;
+                ensure!(
+                    read == *mark,
+                    "{what}: its locator does not hold the disk's bytes at the time of the snapshot"
+                );
+            }
+        }
+        let disk = vm.disks.first().ok_or_else(|| {
+            CaseEnd::Fail("the new VM has no disk, though create-vm asked for two".to_string())
+        })?;
+        let missing = scratch_name("missing");
+        for (what, vm_id, snapshot_id, disk_id) in [
+            (
+                "a VM that does not exist",
+                missing.as_str(),
+                snapshot.id.as_str(),
+                disk.id.as_str(),
+            ),
+            (
+                "a snapshot that does not exist",
+                vm.id.as_str(),
+                missing.as_str(),
+                disk.id.as_str(),
+            ),
+            (
+                "a disk the VM does not have",
+                vm.id.as_str(),
+                snapshot.id.as_str(),
+                missing.as_str(),
+            ),
+        ] {
+            expect_error(
+                &format!("snapshot-disk of {what}"),
+                scratch
+                    .instance
+                    .hypervisor_snapshot_disk(vm_id, snapshot_id, disk_id),
+                &[ErrorKind::NotFound],
+            )?;
+        }
+        Ok(())
+    })();
+    let deleted = expect_ok(
+        "delete-snapshot",
+        scratch
+            .instance
+            .hypervisor_delete_snapshot(&vm.id, &snapshot.id),
+    );
+    checked?;
+    deleted?;
+    if let Some(disk) = vm.disks.first() {
+        expect_error(
+            "snapshot-disk of a deleted snapshot",
+            scratch
+                .instance
+                .hypervisor_snapshot_disk(&vm.id, &snapshot.id, &disk.id),
+            &[ErrorKind::NotFound],
+        )?;
+    }
+    Ok(())
+}
+
+/// The block device a lab disk's `datastore-file` locator names.
+fn open_located(
+    site: &LabSite,
+    disk: &crate::plugin::adapter::Disk,
+    writable: bool,
+) -> Result<Box<dyn crate::disk::BlockDevice>, CaseEnd> {
+    let DiskLocator::DatastoreFile((name, path)) = &disk.locator else {
+        return Err(CaseEnd::Fail(format!(
+            "disk {} has a {} locator, expected datastore-file",
+            disk.id,
+            locator_kind(&disk.locator)
+        )));
+    };
+    crate::disk::image::open(&site.datastore_path(name).join(path), writable, None).map_err(|e| {
+        CaseEnd::Fail(format!(
+            "disk {} at [{name}] {path} does not open: {e}",
+            disk.id
+        ))
+    })
+}
+
+/// Writes `bytes` at [`MARK_AT`] of a lab disk, durably.
+fn write_located(
+    site: &LabSite,
+    disk: &crate::plugin::adapter::Disk,
+    bytes: &[u8],
+) -> Result<(), CaseEnd> {
+    let device = open_located(site, disk, true)?;
+    device
+        .write_at(bytes, MARK_AT)
+        .and_then(|()| device.flush())
+        .map_err(|e| CaseEnd::Fail(format!("cannot write the lab disk {}: {e}", disk.id)))
 }
 
 fn connect_call(instance: &mut PluginInstance) -> Result<(), PluginError> {

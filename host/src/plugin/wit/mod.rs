@@ -155,6 +155,18 @@ impl KindInstance {
         }
     }
 
+    /// The `hypervisor-snapshots` export of a hypervisor adapter (API 0.1.2),
+    /// `None` when the adapter lacks it.
+    pub(crate) fn hypervisor_snapshots(
+        &self,
+    ) -> wasmtime::Result<
+        Option<&v0_1::hypervisor_snapshots::exports::homeward::plugin::hypervisor_snapshots::Guest>,
+    > {
+        match self {
+            KindInstance::V0_1(b) => b.hypervisor_snapshots(),
+        }
+    }
+
     /// The `cloud-restore-points` export of a cloud adapter (API 0.1.1), `None`
     /// when the adapter lacks it.
     pub(crate) fn cloud_restore_points(

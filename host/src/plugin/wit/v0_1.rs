@@ -31,8 +31,24 @@ mod host_imports {
 pub use host_imports::homeward::plugin::types;
 use host_imports::homeward::plugin::{config, disk, guest_fs as guest_fs_api, log};
 
-/// Bindings of the `hypervisor-adapter` world.
+/// Bindings of the `hypervisor-adapter-base` world: what every hypervisor
+/// adapter of the line exports. `hypervisor-snapshots` (0.1.2) is looked up
+/// apart ([`hypervisor_snapshots`]) so that older adapters keep loading.
 pub mod hypervisor_adapter {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.1",
+        world: "hypervisor-adapter-base",
+        with: {
+            "homeward:plugin/types": super::host_imports::homeward::plugin::types,
+            "homeward:plugin/log": super::host_imports::homeward::plugin::log,
+            "homeward:plugin/config": super::host_imports::homeward::plugin::config,
+        },
+    });
+}
+
+/// Bindings of the whole `hypervisor-adapter` world, used only for its
+/// optional `hypervisor-snapshots` export.
+pub mod hypervisor_snapshots {
     wasmtime::component::bindgen!({
         path: "../wit/v0.1",
         world: "hypervisor-adapter",
@@ -131,9 +147,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Resul
 use cloud_restore_points::exports::homeward::plugin::cloud_restore_points::{
     Guest as RestorePointsGuest, GuestIndices as RestorePointsIndices,
 };
+use hypervisor_snapshots::exports::homeward::plugin::hypervisor_snapshots::{
+    Guest as SnapshotsGuest, GuestIndices as SnapshotsIndices,
+};
 
 pub(crate) enum KindPre {
-    Hypervisor(hypervisor_adapter::HypervisorAdapterPre<PluginState>),
+    Hypervisor {
+        pre: hypervisor_adapter::HypervisorAdapterBasePre<PluginState>,
+        /// Present when the adapter exports `hypervisor-snapshots` (0.1.2).
+        snapshots: Option<SnapshotsIndices>,
+    },
     Cloud {
         pre: cloud_adapter::CloudAdapterBasePre<PluginState>,
         /// Present when the adapter exports `cloud-restore-points` (0.1.1).
@@ -144,7 +167,10 @@ pub(crate) enum KindPre {
 }
 
 pub(crate) enum KindInstance {
-    Hypervisor(hypervisor_adapter::HypervisorAdapter),
+    Hypervisor {
+        bindings: hypervisor_adapter::HypervisorAdapterBase,
+        snapshots: Option<SnapshotsGuest>,
+    },
     Cloud {
         bindings: cloud_adapter::CloudAdapterBase,
         restore_points: Option<RestorePointsGuest>,
@@ -156,9 +182,10 @@ pub(crate) enum KindInstance {
 impl KindPre {
     pub(crate) fn new(kind: PluginKind, pre: InstancePre<PluginState>) -> wasmtime::Result<Self> {
         Ok(match kind {
-            PluginKind::HypervisorAdapter => {
-                KindPre::Hypervisor(hypervisor_adapter::HypervisorAdapterPre::new(pre)?)
-            }
+            PluginKind::HypervisorAdapter => KindPre::Hypervisor {
+                snapshots: SnapshotsIndices::new(&pre).ok(),
+                pre: hypervisor_adapter::HypervisorAdapterBasePre::new(pre)?,
+            },
             PluginKind::CloudAdapter => KindPre::Cloud {
                 restore_points: RestorePointsIndices::new(&pre).ok(),
                 pre: cloud_adapter::CloudAdapterBasePre::new(pre)?,
@@ -175,7 +202,19 @@ impl KindPre {
         store: &mut Store<PluginState>,
     ) -> wasmtime::Result<KindInstance> {
         Ok(match self {
-            KindPre::Hypervisor(p) => KindInstance::Hypervisor(p.instantiate(store)?),
+            KindPre::Hypervisor { pre, snapshots } => {
+                let instance = pre.instance_pre().instantiate(&mut *store)?;
+                KindInstance::Hypervisor {
+                    bindings: hypervisor_adapter::HypervisorAdapterBase::new(
+                        &mut *store,
+                        &instance,
+                    )?,
+                    snapshots: match snapshots {
+                        Some(indices) => Some(indices.load(&mut *store, &instance)?),
+                        None => None,
+                    },
+                }
+            }
             KindPre::Cloud {
                 pre,
                 restore_points,
@@ -199,7 +238,7 @@ impl KindPre {
 macro_rules! every_kind {
     ($self:expr, $b:ident => $call:expr) => {
         match $self {
-            KindInstance::Hypervisor($b) => $call,
+            KindInstance::Hypervisor { bindings: $b, .. } => $call,
             KindInstance::Cloud { bindings: $b, .. } => $call,
             KindInstance::Filesystem($b) => $call,
             KindInstance::GuestStep($b) => $call,
@@ -360,10 +399,19 @@ impl KindInstance {
     pub(crate) fn hypervisor(
         &self,
     ) -> wasmtime::Result<&hypervisor_adapter::exports::homeward::plugin::hypervisor::Guest> {
-        let KindInstance::Hypervisor(b) = self else {
+        let KindInstance::Hypervisor { bindings, .. } = self else {
             wasmtime::bail!("not a hypervisor-adapter plugin");
         };
-        Ok(b.homeward_plugin_hypervisor())
+        Ok(bindings.homeward_plugin_hypervisor())
+    }
+
+    /// The `hypervisor-snapshots` export of a hypervisor adapter, `None` when
+    /// the adapter was built before API 0.1.2 and lacks it.
+    pub(crate) fn hypervisor_snapshots(&self) -> wasmtime::Result<Option<&SnapshotsGuest>> {
+        let KindInstance::Hypervisor { snapshots, .. } = self else {
+            wasmtime::bail!("not a hypervisor-adapter plugin");
+        };
+        Ok(snapshots.as_ref())
     }
 
     /// The `cloud` export of a cloud adapter.
