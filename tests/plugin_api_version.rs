@@ -113,11 +113,26 @@ fn a_cloud_adapter_built_for_0_1_0_loads_and_works_without_restore_points() {
 fn current_cloud_adapters_have_restore_points() {
     for embedded in [homeward::embedded::LAB_CLOUD, homeward::embedded::AZURE] {
         let (_runtime, plugin) = load(embedded.wasm, embedded.id);
-        assert_eq!(plugin.meta().manifest.api, Version::new(0, 1, 1));
+        assert_eq!(plugin.meta().manifest.api, host_api());
         let mut instance = plugin.instantiate().unwrap();
         assert!(
             instance.cloud_has_restore_points().unwrap(),
             "{} lacks cloud-restore-points",
+            embedded.id
+        );
+    }
+}
+
+#[test]
+fn current_hypervisor_adapters_say_where_snapshot_disks_are() {
+    use homeward::embedded::{ESXI, LAB_HYPERVISOR, VCENTER};
+    for embedded in [LAB_HYPERVISOR, VCENTER, ESXI] {
+        let (_runtime, plugin) = load(embedded.wasm, embedded.id);
+        assert_eq!(plugin.meta().manifest.api, host_api());
+        let mut instance = plugin.instantiate().unwrap();
+        assert!(
+            instance.hypervisor_has_snapshot_disks().unwrap(),
+            "{} lacks hypervisor-snapshots",
             embedded.id
         );
     }
