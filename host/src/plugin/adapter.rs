@@ -97,7 +97,34 @@ adapter_calls! { cloud:
     fn cloud_changed_ranges = "cloud.changed-ranges" => call_changed_ranges(disk_id: &str => disk_id, base: &str => base, target: &str => target) -> ChangeSet;
 }
 
+/// What an optional export's call gives: `None` when the plugin lacks the
+/// export, else the plugin's own answer.
+type OptionalAnswer<R> = Option<Result<R, super::wit::v0_1::types::Error>>;
+
 impl PluginInstance {
+    /// Runs a call into an export the plugin may lack (one added after
+    /// 0.1.0): `Ok(None)` when it lacks it, the plugin's error named like
+    /// every other call's.
+    fn optional_call<R>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(
+            &super::wit::KindInstance,
+            &mut wasmtime::Store<super::state::PluginState>,
+        ) -> wasmtime::Result<OptionalAnswer<R>>,
+    ) -> Result<Option<R>, PluginError> {
+        let plugin = self.plugin_id().to_string();
+        match self.call(call, f)? {
+            None => Ok(None),
+            Some(Ok(answer)) => Ok(Some(answer)),
+            Some(Err(e)) => Err(PluginError::Failed {
+                plugin,
+                call,
+                failure: e.into(),
+            }),
+        }
+    }
+
     /// Whether this cloud adapter exports `cloud-restore-points` (API 0.1.1):
     /// adapters built for 0.1.0 do not.
     pub fn cloud_has_restore_points(&mut self) -> Result<bool, PluginError> {
@@ -115,27 +142,17 @@ impl PluginInstance {
         disk_ids: &[String],
         quiesce: bool,
     ) -> Result<Option<RestorePoint>, PluginError> {
-        const CALL: &str = "cloud-restore-points.create-restore-point";
-        let plugin = self.plugin_id().to_string();
-        let answer = self.call(CALL, |b, store| match b.cloud_restore_points()? {
-            Some(api) => api
-                .call_create_restore_point(store, vm_id, disk_ids, quiesce)
-                .map(Some),
-            None => Ok(None),
-        })?;
-        match answer {
-            None => Ok(None),
-            Some(Ok(point)) => Ok(Some(point)),
-            Some(Err(e)) => Err(PluginError::Failed {
-                plugin,
-                call: CALL,
-                failure: e.into(),
-            }),
-        }
+        self.optional_call(
+            "cloud-restore-points.create-restore-point",
+            |b, store| match b.cloud_restore_points()? {
+                Some(api) => api
+                    .call_create_restore_point(store, vm_id, disk_ids, quiesce)
+                    .map(Some),
+                None => Ok(None),
+            },
+        )
     }
-}
 
-impl PluginInstance {
     /// Whether this hypervisor adapter exports `hypervisor-snapshots` (API
     /// 0.1.2): adapters built before do not.
     pub fn hypervisor_has_snapshot_disks(&mut self) -> Result<bool, PluginError> {
@@ -153,22 +170,13 @@ impl PluginInstance {
         snapshot_id: &str,
         disk_id: &str,
     ) -> Result<Option<Disk>, PluginError> {
-        const CALL: &str = "hypervisor-snapshots.snapshot-disk";
-        let plugin = self.plugin_id().to_string();
-        let answer = self.call(CALL, |b, store| match b.hypervisor_snapshots()? {
-            Some(api) => api
-                .call_snapshot_disk(store, vm_id, snapshot_id, disk_id)
-                .map(Some),
-            None => Ok(None),
-        })?;
-        match answer {
-            None => Ok(None),
-            Some(Ok(disk)) => Ok(Some(disk)),
-            Some(Err(e)) => Err(PluginError::Failed {
-                plugin,
-                call: CALL,
-                failure: e.into(),
-            }),
-        }
+        self.optional_call("hypervisor-snapshots.snapshot-disk", |b, store| {
+            match b.hypervisor_snapshots()? {
+                Some(api) => api
+                    .call_snapshot_disk(store, vm_id, snapshot_id, disk_id)
+                    .map(Some),
+                None => Ok(None),
+            }
+        })
     }
 }

@@ -793,28 +793,9 @@ impl FailoverItem {
         point: &RecoveryPoint,
     ) -> Result<usize, StepError> {
         let targets = replica_endpoints(&self.0, item, Access::ReadWrite)?;
-        let replica = item
-            .replica
-            .as_ref()
-            .ok_or_else(|| StepError::Failed(format!("item `{}` has no replica", item.name)))?;
-        let site = self.0.store.site(&replica.site).map_err(store_error)?;
-        let mut cloud = self
-            .0
-            .env
-            .adapter(&site)
-            .map_err(common::orchestrator_error)?;
+        let (_, _, mut cloud) = self.replica_adapter(item)?;
         for (disk, target) in point.disks.iter().zip(&targets) {
-            let id = item
-                .disks
-                .iter()
-                .find(|d| d.index == disk.index)
-                .and_then(|d| d.replica_disk_id.clone())
-                .ok_or_else(|| {
-                    StepError::Failed(format!(
-                        "disk {} of `{}` has no replica",
-                        disk.index, item.name
-                    ))
-                })?;
+            let id = super::replicate_to_cloud::replica_disk_id(item, disk.index)?;
             let frozen = cloud
                 .cloud_disk_endpoint(&format!("{id}@{}", disk.snapshot_id), Access::Read)
                 .map_err(plugin_error)?;
@@ -829,22 +810,38 @@ impl FailoverItem {
         Ok(point.disks.len())
     }
 
+    /// The item's replica, the site it is on, and that site's adapter.
+    fn replica_adapter<'a>(
+        &self,
+        item: &'a Item,
+    ) -> Result<
+        (
+            &'a crate::store::VmRef,
+            crate::store::Site,
+            crate::plugin::PluginInstance,
+        ),
+        StepError,
+    > {
+        let replica = item
+            .replica
+            .as_ref()
+            .ok_or_else(|| StepError::Failed(format!("item `{}` has no replica", item.name)))?;
+        let site = self.0.store.site(&replica.site).map_err(store_error)?;
+        let adapter = self
+            .0
+            .env
+            .adapter(&site)
+            .map_err(common::orchestrator_error)?;
+        Ok((replica, site, adapter))
+    }
+
     fn power_on(
         &self,
         ctx: &StepContext,
         p: &ItemParams,
         item: &Item,
     ) -> Result<serde_json::Value, StepError> {
-        let replica = item
-            .replica
-            .as_ref()
-            .ok_or_else(|| StepError::Failed(format!("item `{}` has no replica", item.name)))?;
-        let site = self.0.store.site(&replica.site).map_err(store_error)?;
-        let mut adapter = self
-            .0
-            .env
-            .adapter(&site)
-            .map_err(common::orchestrator_error)?;
+        let (replica, site, mut adapter) = self.replica_adapter(item)?;
         let vm_id = match site.kind {
             SiteKind::OnPremises => {
                 adapter

@@ -79,9 +79,6 @@ pub(crate) struct Replicate(pub Arc<Shared>);
 struct Snapped {
     consistency_id: String,
     taken_at: u64,
-    /// Every VM's point quiesced (for the job's output; each VM's own
-    /// [`SnapDisk::quiesced`] decides the kind of its point).
-    app_consistent: bool,
     disks: Vec<SnapDisk>,
 }
 
@@ -410,7 +407,6 @@ impl Replicate {
         Ok(Snapped {
             consistency_id: cycle_tag(ctx),
             taken_at,
-            app_consistent: !disks.is_empty() && quiesced == disks.len(),
             disks,
         })
     }

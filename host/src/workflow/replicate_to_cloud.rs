@@ -393,7 +393,7 @@ fn replica_site(item: &Item) -> Result<String, StepError> {
 }
 
 /// The replica disk id of disk `index`.
-fn replica_disk_id(item: &Item, index: u32) -> Result<String, StepError> {
+pub(super) fn replica_disk_id(item: &Item, index: u32) -> Result<String, StepError> {
     item.disks
         .iter()
         .find(|d| d.index == index)
